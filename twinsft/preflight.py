@@ -1,0 +1,77 @@
+"""Checks that catch bad input before any model or dataset is loaded."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from twinsft.config import RunConfig
+from twinsft.data import LOCAL_SUFFIXES
+from twinsft.errors import ConfigError, DataError
+from twinsft.models import gguf_path
+
+LOCAL_PREFIXES = ("/", "./", "../", "~")
+
+
+def check_data(cfg: RunConfig) -> None:
+    for i, source in enumerate(cfg.data.sources):
+        if not source.path:
+            continue
+        path = Path(source.path).expanduser()
+        if not path.is_file():
+            raise DataError(f"data.sources[{i}] '{source.name}': file '{path}' not found; fix its path")
+        if path.suffix.lower() not in LOCAL_SUFFIXES:
+            raise DataError(
+                f"data.sources[{i}] '{source.name}': '{path.suffix}' files are not supported; "
+                f"use {', '.join(LOCAL_SUFFIXES)}"
+            )
+
+
+def check_model(cfg: RunConfig) -> None:
+    model = cfg.model
+    if model.gguf_file:
+        gguf_path(model)  # raises ConfigError naming the package or file
+    elif model.name.startswith(LOCAL_PREFIXES) and not Path(model.name).expanduser().is_dir():
+        raise ConfigError(f"model.name '{model.name}' looks like a local directory but does not exist")
+
+
+def check_environment(cfg: RunConfig) -> None:
+    """GPU-only features, optional packages and secrets, each named with its fix."""
+    training, model = cfg.training, cfg.model
+    needs_bnb = model.load_in_4bit or training.optim.endswith("_8bit") or "bnb" in training.optim
+    if needs_bnb and importlib.util.find_spec("bitsandbytes") is None:
+        what = "model.load_in_4bit (QLoRA)" if model.load_in_4bit else f"training.optim '{training.optim}'"
+        raise ConfigError(f"{what} needs bitsandbytes: `pip install -e '.[gpu]'` on a CUDA machine")
+    if model.load_in_4bit or training.backend == "unsloth" or training.precision in ("bf16", "fp16"):
+        from twinsft.runtime import cuda_available, pick_backend, pick_precision
+
+        if model.load_in_4bit and not cuda_available():
+            raise ConfigError("model.load_in_4bit (QLoRA) needs a CUDA GPU; set it to false to train LoRA here")
+        pick_backend(training.backend)
+        pick_precision(training.precision)
+    if "comet_ml" in training.report_to and not os.environ.get("COMET_API_KEY") and (
+        os.environ.get("COMET_MODE", "").lower() != "offline"
+    ):
+        raise ConfigError(
+            "training.report_to has comet_ml but COMET_API_KEY is not set; export it, set COMET_MODE=offline, "
+            "or remove comet_ml"
+        )
+    if cfg.export.push and not os.environ.get("HF_TOKEN"):
+        raise ConfigError("export.push is on but HF_TOKEN is not set; export HF_TOKEN or set push: false")
+
+
+def check_writable(cfg: RunConfig) -> None:
+    for field, value in (("export.output_dir", cfg.export.output_dir), ("training.checkpoint_dir",
+                                                                        cfg.training.checkpoint_dir)):
+        path = Path(value).expanduser().resolve()
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not os.access(existing, os.W_OK):
+            raise ConfigError(f"{field} '{value}' is not writable ({existing}); pick another directory")
+
+
+def preflight(cfg: RunConfig) -> None:
+    check_data(cfg)
+    check_model(cfg)
+    check_environment(cfg)
+    check_writable(cfg)

@@ -1,0 +1,33 @@
+"""The Alpaca prompt: one template object for training, smoke generation and serving."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AlpacaTemplate:
+    """The reference recipe's Alpaca template (no `input` field). Training text ends with EOS."""
+
+    preamble: str = (
+        "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+    )
+
+    def prompt(self, instruction: str) -> str:
+        """What the model sees at inference: the response slot left empty."""
+        return f"{self.preamble}\n\n### Instruction:\n{instruction}\n\n### Response:\n"
+
+    def training_text(self, instruction: str, output: str, eos_token: str) -> str:
+        return self.prompt(instruction) + output + eos_token
+
+    def chat_template(self) -> str:
+        """A Jinja chat template rendering the last user message the same way, so serving matches training."""
+        pre = self.preamble.replace("'", "\\'")
+        return (
+            "{% for message in messages %}{% if message['role'] == 'user' %}"
+            f"{{{{ '{pre}\\n\\n### Instruction:\\n' + message['content'] + '\\n\\n### Response:\\n' }}}}"
+            "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token }}{% endif %}{% endfor %}"
+        )
+
+
+ALPACA = AlpacaTemplate()

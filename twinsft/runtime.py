@@ -1,0 +1,102 @@
+"""What this machine can do: backend and precision choices, peak memory. No device strings."""
+
+from __future__ import annotations
+
+import importlib.util
+import resource
+import sys
+from typing import Any, Literal
+
+from twinsft.errors import ConfigError
+
+Backend = Literal["unsloth", "trl"]
+Precision = Literal["bf16", "fp16", "fp32"]
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def unsloth_installed() -> bool:
+    return importlib.util.find_spec("unsloth") is not None
+
+
+def pick_backend(requested: str) -> Backend:
+    """auto: Unsloth when CUDA is present and unsloth is installed, else TRL + PEFT."""
+    if requested == "trl":
+        return "trl"
+    if requested == "unsloth":
+        if not cuda_available():
+            raise ConfigError("training.backend 'unsloth' needs a CUDA GPU; use backend: trl (or auto) on this machine")
+        if not unsloth_installed():
+            raise ConfigError("training.backend 'unsloth' needs the gpu extra: `pip install -e '.[gpu]'`")
+        return "unsloth"
+    return "unsloth" if cuda_available() and unsloth_installed() else "trl"
+
+
+def import_unsloth_first(requested_backend: str) -> None:
+    """Unsloth patches transformers/trl on import, so it must come before them (run.py calls this)."""
+    if "transformers" in sys.modules and "unsloth" not in sys.modules:
+        return  # too late to patch cleanly; the backend will warn
+    if requested_backend != "trl" and unsloth_installed() and cuda_available():
+        import unsloth  # noqa: F401
+
+
+def pick_precision(requested: str) -> Precision:
+    if requested != "auto":
+        if requested in ("bf16", "fp16") and not cuda_available():
+            raise ConfigError(f"training.precision '{requested}' needs a CUDA GPU here; use auto or fp32")
+        return requested  # type: ignore[return-value]
+    if not cuda_available():
+        return "fp32"
+    import torch
+
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def torch_dtype(precision: Precision) -> Any:
+    import torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+
+
+def export_dtype() -> Any:
+    """16-bit weights for the merged model: bf16 unless the GPU only has fp16."""
+    import torch
+
+    if cuda_available() and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+def peak_memory_gib() -> tuple[float, str]:
+    """Peak allocated CUDA memory, or the process's peak RSS on a CPU."""
+    if cuda_available():
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**30, "cuda_max_allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "cpu_peak_rss"
+
+
+def device_name() -> str:
+    if cuda_available():
+        import torch
+
+        return torch.cuda.get_device_name()
+    import platform
+
+    return f"cpu ({platform.machine()})"
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "unsloth", "bitsandbytes", "zenml"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out

@@ -1,0 +1,56 @@
+"""Load the base model with LoRA adapters attached: Unsloth's fast path or plain transformers + PEFT."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
+from twinsft.errors import ConfigError
+from twinsft.models import load_model, load_tokenizer, nf4_config, prepare_tokenizer, resolve_model
+from twinsft.runtime import Precision, cuda_available, torch_dtype
+
+
+def load_trl(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, precision: Precision) -> tuple[Any, Any]:
+    """transformers + PEFT (+ bitsandbytes NF4 for QLoRA). Works on CPU and GPU."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if model.load_in_4bit and not cuda_available():
+        raise ConfigError("model.load_in_4bit (QLoRA) needs a CUDA GPU; set it to false to train LoRA here")
+    quant = nf4_config(precision) if model.load_in_4bit else None
+    device_map = {"": 0} if cuda_available() else None
+    base = load_model(model, dtype=torch_dtype(precision), device_map=device_map, quantization_config=quant)
+    if quant is not None:
+        base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=training.gradient_checkpointing)
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        bias=lora.bias,
+        target_modules=list(lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(base, config), load_tokenizer(model)
+
+
+def load_unsloth(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, precision: Precision) -> tuple[Any, Any]:
+    """Unsloth's FastLanguageModel: fused kernels, offloaded gradient checkpointing. CUDA only."""
+    from unsloth import FastLanguageModel
+
+    base, tokenizer = FastLanguageModel.from_pretrained(
+        model_name=resolve_model(model),
+        max_seq_length=model.max_seq_length,
+        dtype=torch_dtype(precision),
+        load_in_4bit=model.load_in_4bit,
+        revision=model.revision,
+    )
+    peft_model = FastLanguageModel.get_peft_model(
+        base,
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        bias=lora.bias,
+        target_modules=list(lora.target_modules),
+        use_gradient_checkpointing="unsloth" if training.gradient_checkpointing else False,
+        random_state=training.seed,
+    )
+    return peft_model, prepare_tokenizer(tokenizer)

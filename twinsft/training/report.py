@@ -1,0 +1,36 @@
+"""The typed training report: what a reader of the run needs to judge it."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class LossPoint(BaseModel):
+    step: int
+    loss: float
+
+
+class TrainReport(BaseModel):
+    backend: str
+    mode: str = Field(description="lora or qlora")
+    precision: str
+    device: str
+    eval_loss_before: float
+    eval_loss_after: float
+    train_loss: float = Field(description="Mean training loss over the run")
+    train_losses: list[LossPoint] = Field(default_factory=list)
+    eval_losses: list[LossPoint] = Field(default_factory=list)
+    steps: int
+    train_tokens: int
+    train_runtime_s: float
+    tokens_per_s: float
+    peak_memory_gib: float
+    memory_kind: str
+    trainable_params: int
+    total_params: int
+    versions: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def eval_loss_drop(self) -> float:
+        """Relative drop of the held-out loss, 0.25 meaning 25% lower than the base model's."""
+        return (self.eval_loss_before - self.eval_loss_after) / self.eval_loss_before

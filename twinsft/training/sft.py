@@ -1,0 +1,145 @@
+"""Fine-tune with TRL's SFTTrainer (either backend), measure it, and save the LoRA adapter."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
+from twinsft.errors import ConfigError
+from twinsft.runtime import (
+    Backend,
+    Precision,
+    cuda_available,
+    device_name,
+    library_versions,
+    peak_memory_gib,
+    pick_backend,
+    pick_precision,
+)
+from twinsft.training.backends import load_trl, load_unsloth
+from twinsft.training.report import LossPoint, TrainReport
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+log = logging.getLogger(__name__)
+
+
+def sft_config(
+    model: ModelSpec, training: TrainingSpec, precision: Precision, backend: Backend, output_dir: Path
+) -> Any:
+    from trl import SFTConfig
+
+    if training.optim.endswith("_8bit") or "bnb" in training.optim:
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                f"training.optim '{training.optim}' needs bitsandbytes (gpu extra); use adamw_torch on this machine"
+            ) from None
+    return SFTConfig(
+        output_dir=str(output_dir),
+        dataset_text_field="text",
+        max_length=model.max_seq_length,
+        packing=training.packing,
+        packing_strategy="bfd",  # padding-free: position_ids restart per sample, no cross-sample attention
+        per_device_train_batch_size=training.per_device_train_batch_size,
+        per_device_eval_batch_size=training.per_device_eval_batch_size,
+        gradient_accumulation_steps=training.gradient_accumulation_steps,
+        num_train_epochs=training.num_train_epochs,
+        max_steps=training.max_steps,
+        learning_rate=training.learning_rate,
+        lr_scheduler_type=training.lr_scheduler_type,
+        warmup_steps=training.warmup_steps,
+        weight_decay=training.weight_decay,
+        optim=training.optim,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        # Unsloth installs its own (offloaded) checkpointing on the model.
+        gradient_checkpointing=training.gradient_checkpointing and backend == "trl",
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        logging_steps=training.logging_steps,
+        eval_strategy="steps" if training.eval_steps else "no",
+        eval_steps=training.eval_steps,
+        save_strategy="no",
+        seed=training.seed,
+        data_seed=training.seed,
+        report_to=list(training.report_to) or "none",
+        include_num_input_tokens_seen="non_padding",
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+
+
+def _loss_points(history: list[dict[str, Any]], key: str) -> list[LossPoint]:
+    return [LossPoint(step=int(h["step"]), loss=float(h[key])) for h in history if key in h]
+
+
+def train_lora(
+    train_ds: Dataset,
+    eval_ds: Dataset,
+    model: ModelSpec,
+    lora: LoraSpec,
+    training: TrainingSpec,
+    adapter_dir: Path,
+) -> TrainReport:
+    """Train LoRA/QLoRA adapters on `text` rows; save adapter + tokenizer to `adapter_dir`."""
+    from transformers import set_seed
+
+    backend = pick_backend(training.backend)
+    precision = pick_precision(training.precision)
+    set_seed(training.seed)  # LoRA init and data order
+    loader = load_unsloth if backend == "unsloth" else load_trl
+    peft_model, tokenizer = loader(model, lora, training, precision)
+    from trl import SFTTrainer  # patched by Unsloth when it was imported first
+
+
+    if cuda_available():
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+    trainer = SFTTrainer(
+        model=peft_model,
+        args=sft_config(model, training, precision, backend, Path(training.checkpoint_dir)),
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+    )
+    before = trainer.evaluate()["eval_loss"]
+    log.info("eval loss before training: %.4f", before)
+    result = trainer.train()
+    after = trainer.evaluate()["eval_loss"]
+    log.info("eval loss after training: %.4f", after)
+
+    adapter_dir.mkdir(parents=True, exist_ok=True)
+    trainer.model.save_pretrained(str(adapter_dir))
+    tokenizer.save_pretrained(str(adapter_dir))
+
+    runtime = float(result.metrics.get("train_runtime", 0.0)) or math.nan
+    tokens = int(trainer.state.num_input_tokens_seen or 0)
+    peak, kind = peak_memory_gib()
+    trainable, total = peft_model.get_nb_trainable_parameters()
+    history = trainer.state.log_history
+    return TrainReport(
+        backend=backend,
+        mode="qlora" if model.load_in_4bit else "lora",
+        precision=precision,
+        device=device_name(),
+        eval_loss_before=float(before),
+        eval_loss_after=float(after),
+        train_loss=float(result.training_loss),
+        train_losses=_loss_points(history, "loss"),
+        eval_losses=_loss_points(history, "eval_loss"),
+        steps=int(trainer.state.global_step),
+        train_tokens=tokens,
+        train_runtime_s=runtime,
+        tokens_per_s=tokens / runtime if runtime == runtime and runtime > 0 else 0.0,
+        peak_memory_gib=round(peak, 3),
+        memory_kind=kind,
+        trainable_params=int(trainable),
+        total_params=int(total),
+        versions=library_versions(),
+    )
