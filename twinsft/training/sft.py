@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -118,7 +117,7 @@ def train_lora(
     trainer.model.save_pretrained(str(adapter_dir))
     tokenizer.save_pretrained(str(adapter_dir))
 
-    runtime = float(result.metrics.get("train_runtime", 0.0)) or math.nan
+    runtime = float(result.metrics.get("train_runtime", 0.0))
     tokens = int(trainer.state.num_input_tokens_seen or 0)
     peak, kind = peak_memory_gib()
     trainable, total = peft_model.get_nb_trainable_parameters()
@@ -136,7 +135,7 @@ def train_lora(
         steps=int(trainer.state.global_step),
         train_tokens=tokens,
         train_runtime_s=runtime,
-        tokens_per_s=tokens / runtime if runtime == runtime and runtime > 0 else 0.0,
+        tokens_per_s=tokens / runtime if runtime > 0 else 0.0,
         peak_memory_gib=round(peak, 3),
         memory_kind=kind,
         trainable_params=int(trainable),
