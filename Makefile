@@ -4,7 +4,6 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 export ZENML_ANALYTICS_OPT_IN ?= false
-export ZENML_LOGGING_VERBOSITY ?= WARN
 export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: install demo test gpu-install clean
