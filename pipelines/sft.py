@@ -30,5 +30,5 @@ def sft_pipeline(
     train, test = split_step(formatted, split=split or SplitSpec())
     adapter, report = train_sft(train, test, model=model, lora=lora or LoraSpec(), training=training or TrainingSpec())
     smoke_generate(adapter, model=model, generation=generation or GenerationSpec())
-    merged = push_merged(adapter, model=model, export=export or ExportSpec(), after="smoke_generate")
+    merged = push_merged(adapter, model=model, export=(export or ExportSpec()).resolved(), after="smoke_generate")
     return adapter, report, merged

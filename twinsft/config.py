@@ -154,6 +154,10 @@ class ExportSpec(Section):
             raise ValueError(f"export.repo_id '{self.repo_id}' must look like 'user/name'")
         return self
 
+    def resolved(self) -> ExportSpec:
+        """output_dir made absolute, so a cached export from another checkout is never taken for this one."""
+        return self.model_copy(update={"output_dir": str(Path(self.output_dir).expanduser().resolve())})
+
 
 class RunConfig(Section):
     """The `parameters:` block of a run configuration file."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 
@@ -29,5 +30,7 @@ def print_summary(run: Any) -> None:
     if merged.pushed:
         print(f"Pushed to the Hub: {merged.repo_url}")
     print(f"Merged {merged.dtype} model: {merged.local_dir}")
+    if not (Path(merged.local_dir) / "config.json").is_file():
+        print("  (that folder is gone since the cached run made it: rerun with --no-cache to rebuild it)")
     print(f"Look at run {run.name}: zenml pipeline runs list; zenml artifact version list")
     print('Dashboard: pip install "zenml[server]==0.98.0" && zenml login --local')
