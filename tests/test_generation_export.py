@@ -62,6 +62,8 @@ def test_merged_model_matches_adapter_model_and_carries_the_template(tiny_model_
     torch.testing.assert_close(got, want, atol=0.05, rtol=0.05)  # bf16 rounding of merged weights
     assert (untuned - want).abs().max() > 0.5  # the adapter really changed the model
     tok = AutoTokenizer.from_pretrained(saved)
+    assert merged.config.eos_token_id == tok.eos_token_id != merged.config.pad_token_id == tok.pad_token_id
+    assert merged.generation_config.eos_token_id == tok.eos_token_id
     assert tok.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False) == ALPACA.prompt("Hi")
 
 

@@ -42,6 +42,12 @@ def merge_to_dir(model: ModelSpec, adapter_dir: Path, output_dir: Path) -> str:
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload().to(dtype)
     tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir))
     tokenizer.chat_template = ALPACA.chat_template()
+    # Serving stacks read these from the model files: make them agree with the trained tokenizer.
+    merged.config.pad_token_id = tokenizer.pad_token_id
+    merged.config.eos_token_id = tokenizer.eos_token_id
+    if merged.generation_config is not None:
+        merged.generation_config.pad_token_id = tokenizer.pad_token_id
+        merged.generation_config.eos_token_id = tokenizer.eos_token_id
 
     output_dir = output_dir.expanduser().resolve()
     output_dir.parent.mkdir(parents=True, exist_ok=True)
