@@ -63,15 +63,20 @@ def merge_to_dir(model: ModelSpec, adapter_dir: Path, output_dir: Path) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def push_dir(local_dir: Path, export: ExportSpec, commit_message: str) -> str:
-    """Upload a saved model folder; HF_TOKEN comes from the environment only."""
-    from huggingface_hub import HfApi
-
+def hub_token() -> str:
+    """HF_TOKEN from the environment (or a ZenML secret exported into the step's environment)."""
     token = os.environ.get("HF_TOKEN")
     if not token:
         raise ConfigError("export.push is on but HF_TOKEN is not set; export HF_TOKEN or set push: false")
+    return token
+
+
+def push_dir(local_dir: Path, export: ExportSpec, commit_message: str) -> str:
+    """Upload a saved model folder to export.repo_id."""
+    from huggingface_hub import HfApi
+
     assert export.repo_id
-    api = HfApi(token=token)
+    api = HfApi(token=hub_token())
     api.create_repo(export.repo_id, private=export.private, exist_ok=True, repo_type="model")
     api.upload_folder(folder_path=str(local_dir), repo_id=export.repo_id, commit_message=commit_message)
     return f"https://huggingface.co/{export.repo_id}"

@@ -115,10 +115,6 @@ def load_tokenizer(spec: ModelSource) -> PreTrainedTokenizerBase:
 
 def nf4_config(precision: str) -> Any:
     """QLoRA's 4-bit NF4 quantization of the frozen base, computing in the training precision."""
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError:
-        raise ConfigError("model.load_in_4bit (QLoRA) needs bitsandbytes: `pip install -e '.[gpu]'`") from None
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(

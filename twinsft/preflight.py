@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 from twinsft.config import RunConfig
 from twinsft.data import LOCAL_SUFFIXES
 from twinsft.errors import ConfigError, DataError
+from twinsft.export import hub_token
 from twinsft.models import gguf_path
+from twinsft.runtime import uses_bitsandbytes
 
 LOCAL_PREFIXES = ("/", "./", "../", "~")
 
@@ -39,17 +40,10 @@ def check_model(cfg: RunConfig) -> None:
 def check_environment(cfg: RunConfig) -> None:
     """GPU-only features, optional packages and secrets, each named with its fix."""
     training, model = cfg.training, cfg.model
-    needs_bnb = model.load_in_4bit or training.optim.endswith("_8bit") or "bnb" in training.optim
-    if needs_bnb and importlib.util.find_spec("bitsandbytes") is None:
-        what = "model.load_in_4bit (QLoRA)" if model.load_in_4bit else f"training.optim '{training.optim}'"
-        raise ConfigError(f"{what} needs bitsandbytes: `pip install -e '.[gpu]'` on a CUDA machine")
-    if model.load_in_4bit or training.backend == "unsloth" or training.precision in ("bf16", "fp16"):
-        from twinsft.runtime import cuda_available, pick_backend, pick_precision
+    if uses_bitsandbytes(model, training) or training.backend == "unsloth" or training.precision in ("bf16", "fp16"):
+        from twinsft.runtime import check_training_requirements  # imports torch: only when needed
 
-        if model.load_in_4bit and not cuda_available():
-            raise ConfigError("model.load_in_4bit (QLoRA) needs a CUDA GPU; set it to false to train LoRA here")
-        pick_backend(training.backend)
-        pick_precision(training.precision)
+        check_training_requirements(model, training)
     if "comet_ml" in training.report_to and not os.environ.get("COMET_API_KEY") and (
         os.environ.get("COMET_MODE", "").lower() != "offline"
     ):
@@ -57,8 +51,8 @@ def check_environment(cfg: RunConfig) -> None:
             "training.report_to has comet_ml but COMET_API_KEY is not set; export it, set COMET_MODE=offline, "
             "or remove comet_ml"
         )
-    if cfg.export.push and not os.environ.get("HF_TOKEN"):
-        raise ConfigError("export.push is on but HF_TOKEN is not set; export HF_TOKEN or set push: false")
+    if cfg.export.push:
+        hub_token()
 
 
 def check_writable(cfg: RunConfig) -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import importlib.util
 import resource
 import sys
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from twinsft.errors import ConfigError
+
+if TYPE_CHECKING:
+    from twinsft.config import ModelSpec, TrainingSpec
 
 Backend = Literal["unsloth", "trl"]
 Precision = Literal["bf16", "fp16", "fp32"]
@@ -34,6 +37,21 @@ def pick_backend(requested: str) -> Backend:
             raise ConfigError("training.backend 'unsloth' needs the gpu extra: `pip install -e '.[gpu]'`")
         return "unsloth"
     return "unsloth" if cuda_available() and unsloth_installed() else "trl"
+
+
+def uses_bitsandbytes(model: ModelSpec, training: TrainingSpec) -> bool:
+    return model.load_in_4bit or training.optim.endswith("_8bit") or "bnb" in training.optim
+
+
+def check_training_requirements(model: ModelSpec, training: TrainingSpec) -> None:
+    """What this machine must have for this config; each failure names the field and the fix."""
+    if model.load_in_4bit and not cuda_available():
+        raise ConfigError("model.load_in_4bit (QLoRA) needs a CUDA GPU; set it to false to train LoRA here")
+    if uses_bitsandbytes(model, training) and importlib.util.find_spec("bitsandbytes") is None:
+        what = "model.load_in_4bit (QLoRA)" if model.load_in_4bit else f"training.optim '{training.optim}'"
+        raise ConfigError(f"{what} needs bitsandbytes: `pip install -e '.[gpu]'` on a CUDA machine")
+    pick_backend(training.backend)
+    pick_precision(training.precision)
 
 
 def import_unsloth_first(requested_backend: str) -> None:

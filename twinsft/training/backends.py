@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
-from twinsft.errors import ConfigError
 from twinsft.models import load_model, load_tokenizer, nf4_config, prepare_tokenizer, resolve_model
 from twinsft.runtime import Precision, cuda_available, torch_dtype
 
@@ -14,8 +13,6 @@ def load_trl(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, precision
     """transformers + PEFT (+ bitsandbytes NF4 for QLoRA). Works on CPU and GPU."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    if model.load_in_4bit and not cuda_available():
-        raise ConfigError("model.load_in_4bit (QLoRA) needs a CUDA GPU; set it to false to train LoRA here")
     quant = nf4_config(precision) if model.load_in_4bit else None
     device_map = {"": 0} if cuda_available() else None
     base = load_model(model, dtype=torch_dtype(precision), device_map=device_map, quantization_config=quant)

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
-from twinsft.errors import ConfigError
 from twinsft.runtime import (
     Backend,
     Precision,
+    check_training_requirements,
     cuda_available,
     device_name,
     library_versions,
@@ -32,13 +32,6 @@ def sft_config(
 ) -> Any:
     from trl import SFTConfig
 
-    if training.optim.endswith("_8bit") or "bnb" in training.optim:
-        try:
-            import bitsandbytes  # noqa: F401
-        except ImportError:
-            raise ConfigError(
-                f"training.optim '{training.optim}' needs bitsandbytes (gpu extra); use adamw_torch on this machine"
-            ) from None
     return SFTConfig(
         output_dir=str(output_dir),
         dataset_text_field="text",
@@ -88,6 +81,7 @@ def train_lora(
     """Train LoRA/QLoRA adapters on `text` rows; save adapter + tokenizer to `adapter_dir`."""
     from transformers import set_seed
 
+    check_training_requirements(model, training)
     backend = pick_backend(training.backend)
     precision = pick_precision(training.precision)
     set_seed(training.seed)  # LoRA init and data order
