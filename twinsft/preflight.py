@@ -10,7 +10,7 @@ from twinsft.data import LOCAL_SUFFIXES
 from twinsft.errors import ConfigError, DataError
 from twinsft.export import hub_token
 from twinsft.models import gguf_path
-from twinsft.runtime import uses_bitsandbytes
+from twinsft.runtime import check_training_requirements
 
 LOCAL_PREFIXES = ("/", "./", "../", "~")
 
@@ -40,10 +40,7 @@ def check_model(cfg: RunConfig) -> None:
 def check_environment(cfg: RunConfig) -> None:
     """GPU-only features, optional packages and secrets, each named with its fix."""
     training, model = cfg.training, cfg.model
-    if uses_bitsandbytes(model, training) or training.backend == "unsloth" or training.precision in ("bf16", "fp16"):
-        from twinsft.runtime import check_training_requirements  # imports torch: only when needed
-
-        check_training_requirements(model, training)
+    check_training_requirements(model, training)
     if "comet_ml" in training.report_to and not os.environ.get("COMET_API_KEY") and (
         os.environ.get("COMET_MODE", "").lower() != "offline"
     ):

@@ -44,14 +44,19 @@ def uses_bitsandbytes(model: ModelSpec, training: TrainingSpec) -> bool:
 
 
 def check_training_requirements(model: ModelSpec, training: TrainingSpec) -> None:
-    """What this machine must have for this config; each failure names the field and the fix."""
+    """What this machine must have for this config; each failure names the field and the fix.
+
+    Imports torch only for what can fail (4-bit, an explicit backend or precision): "auto" never does.
+    """
     if model.load_in_4bit and not cuda_available():
         raise ConfigError("model.load_in_4bit (QLoRA) needs a CUDA GPU; set it to false to train LoRA here")
     if uses_bitsandbytes(model, training) and importlib.util.find_spec("bitsandbytes") is None:
         what = "model.load_in_4bit (QLoRA)" if model.load_in_4bit else f"training.optim '{training.optim}'"
         raise ConfigError(f"{what} needs bitsandbytes: `pip install -e '.[gpu]'` on a CUDA machine")
-    pick_backend(training.backend)
-    pick_precision(training.precision)
+    if training.backend != "auto":
+        pick_backend(training.backend)
+    if training.precision != "auto":
+        pick_precision(training.precision)
 
 
 def import_unsloth_first(requested_backend: str) -> None:
