@@ -35,6 +35,10 @@ def train_sft(
         "tokens_per_s": round(report.tokens_per_s, 1),
         "peak_memory_gib": report.peak_memory_gib,
         "steps": report.steps,
+        "micro_batch": report.micro_batch,
+        "gradient_accumulation_steps": report.gradient_accumulation_steps,
+        "gradient_checkpointing": report.gradient_checkpointing,
+        "memory_plan": report.memory_plan,
     }
     log_metadata(summary, infer_artifact=True, artifact_name="lora_adapter")
     log_metadata(summary, infer_artifact=True, artifact_name="train_report")

@@ -125,6 +125,11 @@ class TrainingSpec(Section):
     warmup_steps: int = Field(10, ge=0)
     packing: bool = Field(True, description="Pack samples padding-free: no attention across sample borders.")
     gradient_checkpointing: bool = True
+    memory_plan: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto (CUDA only): keep batch x accumulation, but pick the micro-batch and checkpointing "
+        "that run fastest within the card's memory (twinsft/memory_plan.py); off: use the values as given.",
+    )
     logging_steps: int = Field(1, gt=0)
     eval_steps: int | None = Field(None, gt=0, description="Evaluate every N steps; None: only before and after.")
     seed: int = 0

@@ -28,6 +28,10 @@ class TrainReport(BaseModel):
     memory_kind: str
     trainable_params: int
     total_params: int
+    micro_batch: int = 0
+    gradient_accumulation_steps: int = 0
+    gradient_checkpointing: bool = False
+    memory_plan: str = ""
     versions: dict[str, str] = Field(default_factory=dict)
 
     @property

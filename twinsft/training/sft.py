@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
+from twinsft.memory_plan import BatchPlan, ModelShape, plan_batch
+from twinsft.models import resolve_model
 from twinsft.runtime import (
     Backend,
     Precision,
@@ -70,6 +73,77 @@ def _loss_points(history: list[dict[str, Any]], key: str) -> list[LossPoint]:
     return [LossPoint(step=int(h["step"]), loss=float(h[key])) for h in history if key in h]
 
 
+@dataclass
+class TrainerSetup:
+    trainer: Any
+    tokenizer: Any
+    training: TrainingSpec  # after the memory plan
+    plan: BatchPlan | None
+    backend: Backend
+    precision: Precision
+
+
+def plan_memory(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, backend: Backend) -> tuple[TrainingSpec, BatchPlan | None]:
+    """On CUDA with memory_plan auto: re-split the effective batch to fit this card (see memory_plan.py)."""
+    if training.memory_plan != "auto" or not cuda_available():
+        return training, None
+    import torch
+    from transformers import AutoConfig
+
+    shape = ModelShape.from_config(AutoConfig.from_pretrained(resolve_model(model), revision=model.revision))
+    _, total = torch.cuda.mem_get_info()
+    plan = plan_batch(
+        shape,
+        effective_batch=training.per_device_train_batch_size * training.gradient_accumulation_steps,
+        seq_len=model.max_seq_length,
+        card_gib=total / 2**30,
+        load_in_4bit=model.load_in_4bit,
+        lora_r=lora.r,
+        targets=lora.target_modules,
+        backend=backend,
+    )
+    log.info("memory plan: micro-batch %d x accumulation %d, gradient checkpointing %s, predicted peak %.1f of "
+             "%.1f GiB (%s)", plan.micro_batch, plan.accumulation, plan.gradient_checkpointing,
+             plan.predicted_peak_gib, plan.budget_gib, plan.reason)
+    planned = training.model_copy(update={
+        "per_device_train_batch_size": plan.micro_batch,
+        "gradient_accumulation_steps": plan.accumulation,
+        "gradient_checkpointing": plan.gradient_checkpointing,
+    })
+    return planned, plan
+
+
+def build_trainer(
+    train_ds: Dataset,
+    eval_ds: Dataset | None,
+    model: ModelSpec,
+    lora: LoraSpec,
+    training: TrainingSpec,
+    callbacks: list[Any] | None = None,
+) -> TrainerSetup:
+    """The one SFTTrainer set-up that the step and the benchmark share."""
+    from transformers import set_seed
+
+    check_training_requirements(model, training)
+    backend = pick_backend(training.backend)
+    precision = pick_precision(training.precision)
+    training, plan = plan_memory(model, lora, training, backend)
+    set_seed(training.seed)  # LoRA init and data order
+    loader = load_unsloth if backend == "unsloth" else load_trl
+    peft_model, tokenizer = loader(model, lora, training, precision)
+    from trl import SFTTrainer  # patched by Unsloth when it was imported first
+
+    trainer = SFTTrainer(
+        model=peft_model,
+        args=sft_config(model, training, precision, backend, Path(training.checkpoint_dir)),
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    return TrainerSetup(trainer, tokenizer, training, plan, backend, precision)
+
+
 def train_lora(
     train_ds: Dataset,
     eval_ds: Dataset,
@@ -79,28 +153,12 @@ def train_lora(
     adapter_dir: Path,
 ) -> TrainReport:
     """Train LoRA/QLoRA adapters on `text` rows; save adapter + tokenizer to `adapter_dir`."""
-    from transformers import set_seed
-
-    check_training_requirements(model, training)
-    backend = pick_backend(training.backend)
-    precision = pick_precision(training.precision)
-    set_seed(training.seed)  # LoRA init and data order
-    loader = load_unsloth if backend == "unsloth" else load_trl
-    peft_model, tokenizer = loader(model, lora, training, precision)
-    from trl import SFTTrainer  # patched by Unsloth when it was imported first
-
-
+    setup = build_trainer(train_ds, eval_ds, model, lora, training)
+    trainer, tokenizer, training, plan = setup.trainer, setup.tokenizer, setup.training, setup.plan
     if cuda_available():
         import torch
 
         torch.cuda.reset_peak_memory_stats()
-    trainer = SFTTrainer(
-        model=peft_model,
-        args=sft_config(model, training, precision, backend, Path(training.checkpoint_dir)),
-        train_dataset=train_ds,
-        eval_dataset=eval_ds,
-        processing_class=tokenizer,
-    )
     before = trainer.evaluate()["eval_loss"]
     log.info("eval loss before training: %.4f", before)
     result = trainer.train()
@@ -114,12 +172,12 @@ def train_lora(
     runtime = float(result.metrics.get("train_runtime", 0.0))
     tokens = int(trainer.state.num_input_tokens_seen or 0)
     peak, kind = peak_memory_gib()
-    trainable, total = peft_model.get_nb_trainable_parameters()
+    trainable, total = trainer.model.get_nb_trainable_parameters()
     history = trainer.state.log_history
     return TrainReport(
-        backend=backend,
+        backend=setup.backend,
         mode="qlora" if model.load_in_4bit else "lora",
-        precision=precision,
+        precision=setup.precision,
         device=device_name(),
         eval_loss_before=float(before),
         eval_loss_after=float(after),
@@ -134,5 +192,9 @@ def train_lora(
         memory_kind=kind,
         trainable_params=int(trainable),
         total_params=int(total),
+        micro_batch=training.per_device_train_batch_size,
+        gradient_accumulation_steps=training.gradient_accumulation_steps,
+        gradient_checkpointing=training.gradient_checkpointing,
+        memory_plan=plan.reason if plan else "off (values as configured)",
         versions=library_versions(),
     )

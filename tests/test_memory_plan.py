@@ -1,0 +1,74 @@
+"""The memory plan: predicted peaks against measured ones, and the split it picks per card."""
+
+import pytest
+from transformers import LlamaConfig
+
+from bench.random_llama import SHAPES
+from bench.train_throughput import flops_per_token, parse_case
+from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
+from twinsft.memory_plan import ModelShape, plan_batch, predict_peak_gib
+from twinsft.training.sft import plan_memory
+
+LLAMA_8B = ModelShape.from_config(LlamaConfig(**SHAPES["llama-3.1-8b"]))
+TARGETS = LoraSpec().target_modules
+
+
+def test_shape_counts_match_llama_3_1_8b():
+    assert LLAMA_8B.params == pytest.approx(8.03e9, rel=0.001)  # Meta's published 8,030,261,248
+    assert LLAMA_8B.lora_params(32, TARGETS) == 83_886_080  # PEFT's count for r=32 on all 7 projections
+
+
+# Peak allocated GiB of a bare Unsloth loop, Llama-3.1-8B shape, 2048 tokens per sequence, H100
+# (../shared/gpu/README.md; our own runs are in docs/benchmarks.md).
+MEASURED = [  # micro-batch, checkpointing, 4-bit, GiB
+    (2, True, False, 16.8), (4, True, False, 17.9), (8, True, False, 19.9),
+    (2, False, False, 30.7), (4, False, False, 45.8), (8, True, True, 10.3), (2, True, True, 7.2),
+]
+
+
+@pytest.mark.parametrize("mb,ckpt,four_bit,measured", MEASURED)
+def test_prediction_is_close_and_never_far_below_the_measured_peak(mb, ckpt, four_bit, measured):
+    predicted = predict_peak_gib(LLAMA_8B, seq_len=2048, micro_batch=mb, checkpointing=ckpt,
+                                 load_in_4bit=four_bit, lora_r=32, targets=TARGETS)
+    assert measured - 0.3 <= predicted <= measured + 1.0
+
+
+@pytest.mark.parametrize("card_gib,four_bit,expected", [
+    (79.2, False, (4, 4, False)),   # H100 80GB: no recompute, 4 x 4
+    (139.8, False, (8, 2, False)),  # H200
+    (24.0, False, (8, 2, True)),    # a 24 GiB card: only fits with checkpointing
+    (24.0, True, (2, 8, False)),    # QLoRA frees enough for no recompute there
+])
+def test_plan_keeps_the_effective_batch_and_fits_the_card(card_gib, four_bit, expected):
+    plan = plan_batch(LLAMA_8B, effective_batch=16, seq_len=2048, card_gib=card_gib, load_in_4bit=four_bit,
+                      lora_r=32, targets=TARGETS)
+    assert (plan.micro_batch, plan.accumulation, plan.gradient_checkpointing) == expected
+    assert plan.micro_batch * plan.accumulation == 16
+    assert plan.predicted_peak_gib <= 0.9 * card_gib
+
+
+def test_plan_on_a_card_too_small_says_so():
+    plan = plan_batch(LLAMA_8B, effective_batch=16, seq_len=2048, card_gib=8.0, load_in_4bit=False,
+                      lora_r=32, targets=TARGETS)
+    assert (plan.micro_batch, plan.gradient_checkpointing) == (1, True)
+    assert "expect out-of-memory" in plan.reason
+
+
+def test_without_cuda_the_configured_values_stand():
+    training = TrainingSpec(per_device_train_batch_size=3, gradient_accumulation_steps=5, memory_plan="auto")
+    assert plan_memory(ModelSpec(), LoraSpec(), training, "trl") == (training, None)
+
+
+def test_benchmark_flops_and_cases(tiny_model_dir):
+    from bench.train_throughput import TARGETS as BENCH_TARGETS
+
+    assert BENCH_TARGETS == TARGETS
+    assert parse_case("unsloth-lora-mb4-nockpt") == {"name": "unsloth-lora-mb4-nockpt", "kind": "unsloth",
+                                                     "mode": "lora", "micro_batch": 4, "checkpointing": False,
+                                                     "plan": False}
+    with pytest.raises(SystemExit):
+        parse_case("bare-lora-plan")
+    shape = ModelShape.from_config(LlamaConfig.from_pretrained(tiny_model_dir))
+    expected = 4 * (shape.linear_params + shape.vocab * shape.hidden) + 6 * shape.lora_params(32, TARGETS) \
+        + 12 * shape.layers * shape.hidden * 2048
+    assert flops_per_token(tiny_model_dir) == expected
