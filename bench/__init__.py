@@ -1,0 +1,1 @@
+"""Benchmarks: programs that print a table; results go to docs/benchmarks.md."""

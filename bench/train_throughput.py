@@ -1,0 +1,315 @@
+"""Training throughput of the `train_sft` code path on a Llama-3.1-8B-shaped model, one card, one table.
+
+    python -m bench.train_throughput --tokenizer DIR [--cases unsloth-lora,trl-lora,...] [--steps 5]
+
+Each case runs in its own process (Unsloth patches transformers on import, so a TRL + PEFT
+baseline must never share a process with it) and builds its trainer with
+`twinsft.training.sft.build_trainer`, the function the pipeline step calls: same SFTConfig,
+padding-free bfd packing of 2048-token sequences, adamw_8bit, bf16. Every training row is longer
+than 2048 tokens, so each packed sequence is one full 2048-token sample, as in a bare loop.
+
+Cases (comma-separated):
+  <backend>-<lora|qlora>[-mb<k>][-nockpt][-plan]   backend unsloth or trl; effective batch 16 sequences;
+                                                    default micro-batch 2 with checkpointing (the
+                                                    reference); -plan lets twinsft.memory_plan choose
+  bare-<lora|qlora>-mb<k>[-nockpt]                 a bare Unsloth loop (no Trainer): the speed floor
+                                                    our step is held to
+tokens/s is the median over optimizer steps after --warmup steps; peak is torch's max allocated.
+Rows are appended to bench/results/<date>-<card>.json (same case replaced) and the table printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SEQ_LEN = 2048
+EFFECTIVE_BATCH = 16
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+CASE = re.compile(r"^(?P<kind>unsloth|trl|bare)-(?P<mode>lora|qlora)(-mb(?P<mb>\d+))?(?P<nockpt>-nockpt)?(?P<plan>-plan)?$")
+
+
+def parse_case(name: str) -> dict[str, Any]:
+    m = CASE.match(name)
+    if not m or (m["kind"] == "bare" and m["plan"]):
+        raise SystemExit(f"error: unknown case '{name}'; see --help for the case grammar")
+    return {"name": name, "kind": m["kind"], "mode": m["mode"], "micro_batch": int(m["mb"] or 2),
+            "checkpointing": not m["nockpt"], "plan": bool(m["plan"])}
+
+
+# ---------------------------------------------------------------- the child process: one case
+
+
+def long_rows(tokenizer_dir: Path, n: int, seed: int = 0) -> list[str]:
+    """n texts of random vocabulary tokens, each longer than SEQ_LEN once tokenized."""
+    import random
+
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    rng = random.Random(seed)
+    low, high = 300, min(len(tok), 32000)  # ordinary word pieces, no special tokens
+    rows = []
+    for _ in range(n):
+        text = tok.decode([rng.randrange(low, high) for _ in range(int(SEQ_LEN * 1.3))])
+        assert len(tok(text)["input_ids"]) > SEQ_LEN
+        rows.append(text)
+    return rows
+
+
+class StepTimer:
+    """Wall time and tokens of every optimizer step, synchronised with the GPU."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[float, int]] = []
+        self._t = 0.0
+        self._tokens = 0
+
+    def callback(self) -> Any:
+        from transformers import TrainerCallback
+
+        timer = self
+
+        class _Timer(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kw):  # noqa: ANN001
+                _sync()
+                timer._t, timer._tokens = time.perf_counter(), int(state.num_input_tokens_seen or 0)
+
+            def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+                _sync()
+                timer.steps.append((time.perf_counter() - timer._t, int(state.num_input_tokens_seen) - timer._tokens))
+
+        return _Timer()
+
+
+def _sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def run_step_case(case: dict[str, Any], model_dir: Path, tokenizer_dir: Path, warmup: int, steps: int) -> dict:
+    if case["kind"] == "unsloth":
+        import unsloth  # noqa: F401  (before trl/transformers)
+    import torch
+    from datasets import Dataset
+
+    from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
+    from twinsft.training.sft import build_trainer
+
+    on_gpu = torch.cuda.is_available()
+    mb = case["micro_batch"]
+    model = ModelSpec(name=str(model_dir), max_seq_length=SEQ_LEN, load_in_4bit=case["mode"] == "qlora")
+    training = TrainingSpec(
+        backend=case["kind"], per_device_train_batch_size=mb, gradient_accumulation_steps=EFFECTIVE_BATCH // mb,
+        gradient_checkpointing=case["checkpointing"], memory_plan="auto" if case["plan"] else "off",
+        max_steps=warmup + steps, warmup_steps=1, logging_steps=1, report_to=[],
+        optim="adamw_8bit" if on_gpu else "adamw_torch", checkpoint_dir=f"/tmp/bench-{os.getpid()}",
+    )
+    rows_needed = (warmup + steps + 1) * EFFECTIVE_BATCH
+    train_ds = Dataset.from_dict({"text": long_rows(tokenizer_dir, rows_needed)})
+    timer = StepTimer()
+    t0 = time.perf_counter()
+    setup = build_trainer(train_ds, None, model, LoraSpec(r=32, alpha=32, target_modules=TARGETS), training,
+                          callbacks=[timer.callback()])
+    load_s = time.perf_counter() - t0
+    if on_gpu:
+        torch.cuda.reset_peak_memory_stats()
+    setup.trainer.train()
+    used = setup.training
+    return _result(case, timer.steps[warmup:], load_s, extra={
+        "backend": setup.backend, "micro_batch": used.per_device_train_batch_size,
+        "accumulation": used.gradient_accumulation_steps, "gradient_checkpointing": used.gradient_checkpointing,
+        "plan": setup.plan.reason if setup.plan else "off",
+        "predicted_peak_gib": setup.plan.predicted_peak_gib if setup.plan else None,
+        "packed_row_tokens": _packed_row_tokens(setup.trainer),
+    })
+
+
+def _packed_row_tokens(trainer: Any) -> int:
+    """Length of one packed training row (bfd packs whole samples up to max_length)."""
+    return len(trainer.train_dataset[0]["input_ids"])
+
+
+def run_bare_case(case: dict[str, Any], model_dir: Path, warmup: int, steps: int) -> dict:
+    """A bare Unsloth loop on random tokens: forward, backward, 8-bit AdamW step every micro-batch."""
+    import unsloth  # noqa: F401
+    import bitsandbytes as bnb
+    import torch
+    from unsloth import FastLanguageModel
+
+    t0 = time.perf_counter()
+    model, _ = FastLanguageModel.from_pretrained(model_name=str(model_dir), max_seq_length=SEQ_LEN,
+                                                 load_in_4bit=case["mode"] == "qlora", dtype=torch.bfloat16)
+    model = FastLanguageModel.get_peft_model(
+        model, r=32, lora_alpha=32, lora_dropout=0.0, bias="none", target_modules=TARGETS, random_state=0,
+        use_gradient_checkpointing="unsloth" if case["checkpointing"] else False)
+    load_s = time.perf_counter() - t0
+    model.train()
+    opt = bnb.optim.AdamW8bit([p for p in model.parameters() if p.requires_grad], lr=3e-4, weight_decay=0.01)
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(warmup + steps):
+        ids = torch.randint(300, 32000, (case["micro_batch"], SEQ_LEN), device="cuda", generator=gen)
+        _sync()
+        t = time.perf_counter()
+        model(input_ids=ids, labels=ids).loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        _sync()
+        times.append((time.perf_counter() - t, ids.numel()))
+    return _result(case, times[warmup:], load_s, extra={
+        "backend": "unsloth (bare loop)", "micro_batch": case["micro_batch"], "accumulation": 1,
+        "gradient_checkpointing": case["checkpointing"], "plan": "off", "packed_row_tokens": SEQ_LEN})
+
+
+def _result(case: dict, steps: list[tuple[float, int]], load_s: float, extra: dict) -> dict:
+    import torch
+
+    from twinsft.runtime import device_name, library_versions
+
+    rates = [tokens / seconds for seconds, tokens in steps]
+    return {
+        "case": case["name"], "mode": case["mode"], **extra,
+        "tokens_per_s": round(statistics.median(rates), 1), "steps_measured": len(rates),
+        "step_s": round(statistics.median(s for s, _ in steps), 3),
+        "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None,
+        "load_s": round(load_s, 1), "seq_len": SEQ_LEN, "card": device_name(), "versions": library_versions(),
+    }
+
+
+def matmul_tflops(n: int = 8192, reps: int = 50) -> float:
+    """The card's bf16 dense matrix rate, measured: the denominator of 'share of the ceiling'."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return 0.0
+    a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    for _ in range(5):
+        a @ b
+    _sync()
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    _sync()
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e12
+
+
+def flops_per_token(model_dir: Path, lora_r: int = 32) -> float:
+    """Useful training FLOPs per token for LoRA: 4 N (forward 2N + backward to activations 2N; frozen
+    weights get no weight gradient) + 6 N_lora + 12 L d seq (attention scores and values, fwd + bwd),
+    N = parameters in matrix products (all linear layers and the LM head, not the embedding lookup)."""
+    from transformers import AutoConfig
+
+    from twinsft.memory_plan import ModelShape
+
+    shape = ModelShape.from_config(AutoConfig.from_pretrained(str(model_dir)))
+    n_matmul = shape.linear_params + shape.vocab * shape.hidden
+    return 4 * n_matmul + 6 * shape.lora_params(lora_r, TARGETS) + 12 * shape.layers * shape.hidden * SEQ_LEN
+
+
+def child(args: argparse.Namespace) -> None:
+    if args.child == "matmul":
+        result = {"case": "matmul", "tflops": round(matmul_tflops(), 1)}
+    else:
+        case = parse_case(args.child)
+        if case["kind"] == "bare":
+            result = run_bare_case(case, args.model_dir, args.warmup, args.steps)
+        else:
+            result = run_step_case(case, args.model_dir, args.tokenizer, args.warmup, args.steps)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+# ---------------------------------------------------------------- the parent: cases, table, JSON
+
+
+def run_child(case: str, args: argparse.Namespace) -> dict | None:
+    cmd = [sys.executable, "-m", "bench.train_throughput", "--child", case, "--model-dir", str(args.model_dir),
+           "--tokenizer", str(args.tokenizer), "--warmup", str(args.warmup), "--steps", str(args.steps)]
+    print(f"== {case}", flush=True)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if proc.returncode or line is None:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
+        print(f"   failed (exit {proc.returncode}):\n{tail}", flush=True)
+        return None
+    result = json.loads(line[len("RESULT "):])
+    print(f"   {result}", flush=True)
+    return result
+
+
+def results_path(card: str) -> Path:
+    slug = re.sub(r"[^a-z0-9]+", "-", card.lower()).strip("-")
+    return REPO / "bench" / "results" / f"{dt.date.today().isoformat()}-{slug}.json"
+
+
+def table(rows: list[dict], tflops: float, fpt: float) -> str:
+    ceiling = tflops * 1e12 / fpt if tflops else 0.0
+    by_case = {r["case"]: r for r in rows}
+    out = [f"card: {rows[0]['card']}; bf16 matmul {tflops:.0f} TFLOP/s measured; {fpt / 1e9:.1f} GFLOP/token "
+           f"useful -> ceiling {ceiling:,.0f} tokens/s",
+           "| case | backend | mode | micro-batch x accum | checkpointing | tokens/s | share of ceiling | "
+           "vs TRL same mode | peak GiB | plan |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        base = by_case.get(f"trl-{r['mode']}")
+        speedup = f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x" if base else "-"
+        share = f"{r['tokens_per_s'] / ceiling:.0%}" if ceiling else "-"
+        out.append(f"| {r['case']} | {r['backend']} | {r['mode']} | {r['micro_batch']} x {r['accumulation']} | "
+                   f"{'on' if r['gradient_checkpointing'] else 'off'} | {r['tokens_per_s']:,.0f} | {share} | "
+                   f"{speedup} | {r['peak_gib']} | {r['plan']} |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", default="unsloth-lora,trl-lora,unsloth-qlora,trl-qlora,bare-lora-mb2,"
+                        "unsloth-lora-plan,bare-lora-mb4-nockpt")
+    parser.add_argument("--shape", default="llama-3.1-8b", help="a bench.random_llama shape")
+    parser.add_argument("--model-dir", type=Path, help="default /tmp/random-<shape>, created if missing")
+    parser.add_argument("--tokenizer", type=Path, required=True, help="saved tokenizer (bench.random_llama)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--child", metavar="CASE", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.model_dir = args.model_dir or Path(f"/tmp/random-{args.shape}")
+    if args.child:
+        return child(args)
+
+    from bench.random_llama import make_random_llama
+
+    cases = [parse_case(c)["name"] for c in args.cases.split(",") if c]
+    make_random_llama(args.shape, args.model_dir, args.tokenizer)
+    matmul = run_child("matmul", args)
+    new = [{**r, "model_shape": args.shape} for r in (run_child(c, args) for c in cases) if r]
+    if not new:
+        raise SystemExit("no case finished")
+    path = results_path(new[0]["card"])
+    saved = json.loads(path.read_text()) if path.exists() else {"rows": []}
+    done = {r["case"] for r in new}
+    shape = {"name": args.shape, "flops_per_token": flops_per_token(args.model_dir)}
+    saved = {"card": new[0]["card"], "model_shape": shape,
+             "bf16_matmul_tflops": (matmul or {}).get("tflops") or saved.get("bf16_matmul_tflops", 0.0),
+             "effective_batch": EFFECTIVE_BATCH, "seq_len": SEQ_LEN,
+             "rows": [r for r in saved["rows"] if r["case"] not in done] + new}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(saved, indent=1) + "\n")
+    print(table(saved["rows"], saved["bf16_matmul_tflops"], shape["flops_per_token"]))
+    print(f"rows written to {path.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
