@@ -19,6 +19,7 @@ from twinsft.runtime import (
     pick_precision,
 )
 from twinsft.training.backends import load_trl, load_unsloth
+from twinsft.tracking import hf_report_to
 from twinsft.training.report import LossPoint, TrainReport
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def sft_config(
         save_strategy="no",
         seed=training.seed,
         data_seed=training.seed,
-        report_to=list(training.report_to) or "none",
+        report_to=hf_report_to(training.report_to),  # Comet: twinsft.tracking drives it
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
         disable_tqdm=True,
@@ -77,9 +78,15 @@ def train_lora(
     lora: LoraSpec,
     training: TrainingSpec,
     adapter_dir: Path,
+    callbacks: list[Any] | None = None,
 ) -> TrainReport:
-    """Train LoRA/QLoRA adapters on `text` rows; save adapter + tokenizer to `adapter_dir`."""
-    from transformers import set_seed
+    """Train LoRA/QLoRA adapters on `text` rows; save adapter + tokenizer to `adapter_dir`.
+
+    `callbacks`: extra Trainer callbacks (e.g. an experiment tracker's); progress lines are built in.
+    """
+    from transformers import PrinterCallback, set_seed
+
+    from twinsft.training.callbacks import ProgressCallback
 
     check_training_requirements(model, training)
     backend = pick_backend(training.backend)
@@ -100,7 +107,9 @@ def train_lora(
         train_dataset=train_ds,
         eval_dataset=eval_ds,
         processing_class=tokenizer,
+        callbacks=[ProgressCallback(), *(callbacks or [])],
     )
+    trainer.remove_callback(PrinterCallback)  # ProgressCallback prints a readable line instead of raw dicts
     before = trainer.evaluate()["eval_loss"]
     log.info("eval loss before training: %.4f", before)
     result = trainer.train()
