@@ -102,3 +102,14 @@ def test_from_step_names_and_changed_upstream():
     assert changed_upstream({**base, "split": {"test_size": 0.5}}, cfg, "train_sft") == ["split"]
     assert changed_upstream({**base, "split": {"test_size": 0.5}}, cfg, "split") == []
     assert changed_upstream({"data": {"sources": []}, "bogus": 1}, cfg, "split") == ["data", "model"]
+
+
+def test_top_level_model_needs_a_name(tmp_path):
+    from twinsft.configfile import read_run_file
+
+    path = tmp_path / "c.yaml"
+    path.write_text("model: meta-llama/Llama-3.1-8B\nparameters: {}\n")
+    with pytest.raises(ConfigError, match="top-level 'model:'.*needs a 'name'.*parameters.model"):
+        read_run_file(path)
+    path.write_text("model: {name: mine}\nparameters: {}\n")
+    assert read_run_file(path)["model"] == {"name": "mine"}
