@@ -6,7 +6,7 @@ PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 export ZENML_ANALYTICS_OPT_IN ?= false
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test gpu-install clean
+.PHONY: install demo test gpu-install clean dashboard dashboard-stop
 
 install: $(STAMP)
 
@@ -22,6 +22,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The local ZenML dashboard on http://127.0.0.1:8237 (a daemon; runs started afterwards show up in it).
+dashboard: $(STAMP)
+	ZENML_AUTO_OPEN_DASHBOARD=false $(VENV)/bin/zenml login --local --ip-address 127.0.0.1 --port 8237
+
+dashboard-stop: $(STAMP)
+	$(VENV)/bin/zenml logout --local
 
 # On a CUDA machine: Unsloth kernels and bitsandbytes (QLoRA, 8-bit AdamW).
 gpu-install: $(STAMP)

@@ -1,14 +1,18 @@
-from zenml import pipeline
+from zenml import Model, pipeline
 from zenml.enums import ExecutionMode
 
 from steps import format_alpaca, load_datasets, push_merged, smoke_generate, train_sft
 from steps import split as split_step
 from twinsft.caching import data_fingerprint
 from twinsft.config import DataSpec, ExportSpec, GenerationSpec, LoraSpec, ModelSpec, SplitSpec, TrainingSpec
+from twinsft.tracking import COMET, stack_comet_tracker
+
+# Each run is a version of this ZenML Model; a run configuration's top-level `model:` names its own.
+DEFAULT_MODEL = Model(name="twinsft", description="LoRA/QLoRA SFT of a Llama model (twinsft)", tags=["llm", "sft"])
 
 
 # Fail fast: the first failing step's own exception (e.g. a one-line UserError) reaches run.py.
-@pipeline(name="llm_sft", execution_mode=ExecutionMode.FAIL_FAST)
+@pipeline(name="llm_sft", execution_mode=ExecutionMode.FAIL_FAST, model=DEFAULT_MODEL)
 def sft_pipeline(
     data: DataSpec,
     model: ModelSpec | None = None,
@@ -28,7 +32,11 @@ def sft_pipeline(
     raw = load_datasets(data=data, fingerprint=data_fingerprint(data))
     formatted = format_alpaca(raw, tokenizer_source=model.source())
     train, test = split_step(formatted, split=split or SplitSpec())
-    adapter, report = train_sft(train, test, model=model, lora=lora or LoraSpec(), training=training or TrainingSpec())
+    training = training or TrainingSpec()
+    trainer = train_sft
+    if COMET in training.report_to and (tracker := stack_comet_tracker()) is not None:
+        trainer = train_sft.with_options(experiment_tracker=tracker.name)  # the stack's Comet experiment
+    adapter, report = trainer(train, test, model=model, lora=lora or LoraSpec(), training=training)
     smoke_generate(adapter, model=model, generation=generation or GenerationSpec())
     merged = push_merged(adapter, model=model, export=(export or ExportSpec()).resolved(), after="smoke_generate")
     return adapter, report, merged

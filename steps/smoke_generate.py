@@ -1,15 +1,17 @@
 from pathlib import Path
 from typing import Annotated
 
-from zenml import log_metadata, step
+from zenml import get_step_context, log_metadata, step
 from zenml.config import CachePolicy
 
 from twinsft.caching import generate_code
 from twinsft.config import GenerationSpec, ModelSpec
 from twinsft.generation import generate, load_adapted
+from twinsft.tracking import existing_experiment
+from twinsft.visuals import GenerationMaterializer, SmokeResponse
 
 
-@step(cache_policy=CachePolicy(cache_func=generate_code))
+@step(cache_policy=CachePolicy(cache_func=generate_code), output_materializers=GenerationMaterializer)
 def smoke_generate(adapter: Path, model: ModelSpec, generation: GenerationSpec) -> Annotated[str, "smoke_generation"]:
     """Greedy answer to one instruction in the training prompt: does the model follow it and stop?"""
     tuned, tokenizer = load_adapted(model, adapter)
@@ -24,4 +26,8 @@ def smoke_generate(adapter: Path, model: ModelSpec, generation: GenerationSpec) 
         infer_artifact=True,
         artifact_name="smoke_generation",
     )
-    return out.response
+    # Into the training run's Comet experiment, when it had one (its key is on the adapter).
+    context = get_step_context()
+    with existing_experiment(context.inputs["adapter"][0].run_metadata, name=context.pipeline_run.name) as comet:
+        comet.log_generation(out.instruction, out.response, out.stopped_at_eos, out.new_tokens)
+    return SmokeResponse(out.response, out.instruction, out.stopped_at_eos, out.new_tokens)

@@ -3,16 +3,19 @@ from pathlib import Path
 from typing import Annotated
 
 from datasets import Dataset
-from zenml import ArtifactConfig, log_metadata, step
+from zenml import ArtifactConfig, get_step_context, log_metadata, step
 from zenml.config import CachePolicy
 from zenml.enums import ArtifactType
 
 from twinsft.caching import train_code
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
+from twinsft.registry import model_version_metadata
+from twinsft.tracking import training_experiment
 from twinsft.training import TrainReport, train_lora
+from twinsft.visuals import TrainReportMaterializer
 
 
-@step(cache_policy=CachePolicy(cache_func=train_code))
+@step(cache_policy=CachePolicy(cache_func=train_code), output_materializers={"train_report": TrainReportMaterializer})
 def train_sft(
     train_dataset: Dataset,
     test_dataset: Dataset,
@@ -25,7 +28,11 @@ def train_sft(
 ]:
     """LoRA/QLoRA SFT (Unsloth or TRL + PEFT); held-out loss before and after; adapter + report."""
     adapter_dir = Path(tempfile.mkdtemp(prefix="lora-adapter-"))
-    report = train_lora(train_dataset, test_dataset, model, lora, training, adapter_dir)
+    context = get_step_context()
+    params = {"model": model.model_dump(), "lora": lora.model_dump(), "training": training.model_dump()}
+    with training_experiment(training.report_to, name=context.pipeline_run.name, params=params) as comet:
+        report = train_lora(train_dataset, test_dataset, model, lora, training, adapter_dir, callbacks=comet.callbacks())
+        comet.log_report(report)
     summary = {
         "backend": report.backend,
         "mode": report.mode,
@@ -39,7 +46,10 @@ def train_sft(
         "gradient_accumulation_steps": report.gradient_accumulation_steps,
         "gradient_checkpointing": report.gradient_checkpointing,
         "memory_plan": report.memory_plan,
+        **comet.metadata(),
     }
     log_metadata(summary, infer_artifact=True, artifact_name="lora_adapter")
     log_metadata(summary, infer_artifact=True, artifact_name="train_report")
+    if context.model_version is not None:
+        log_metadata(model_version_metadata(report, comet.metadata()), infer_model=True)
     return adapter_dir, report

@@ -92,8 +92,8 @@ def test_editing_library_code_invalidates_the_steps_that_use_it(tmp_path, params
         proc = subprocess.run([sys.executable, "run.py", "--config", str(config)], cwd=project, env=env,
                               capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        line = next(l for l in proc.stdout.splitlines() if l.startswith("Steps: "))
-        return dict(part.rsplit(" ", 1) for part in line.removeprefix("Steps: ").split(", "))
+        rows = [line.split() for line in proc.stdout.splitlines()]  # the summary table: step, status, ...
+        return {row[0]: row[1] for row in rows if len(row) > 1 and row[0] in STEPS}
 
     assert run() == dict.fromkeys(STEPS, "completed")
     with (project / "twinsft" / "formatting.py").open("a") as fh:

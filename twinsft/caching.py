@@ -37,7 +37,7 @@ _COMMON = ("twinsft.config", "twinsft.errors", "twinsft.runtime", "twinsft.model
 
 
 def load_code() -> str:
-    return code_digest("twinsft.config", "twinsft.errors", "twinsft.data", "twinsft.materializers")
+    return code_digest("twinsft.config", "twinsft.errors", "twinsft.data", "twinsft.materializers", "twinsft.progress")
 
 
 def format_code() -> str:
@@ -49,11 +49,13 @@ def split_code() -> str:
 
 
 def train_code() -> str:
-    return code_digest(*_COMMON, "twinsft.training")
+    return code_digest(*_COMMON, "twinsft.training", "twinsft.memory_plan", "twinsft.tracking", "twinsft.progress", "twinsft.visuals",
+                       "twinsft.registry")
 
 
 def generate_code() -> str:
-    return code_digest(*_COMMON, "twinsft.generation", "twinsft.prompts")
+    return code_digest(*_COMMON, "twinsft.generation", "twinsft.prompts", "twinsft.tracking", "twinsft.progress",
+                       "twinsft.visuals")
 
 
 def export_code() -> str:

@@ -41,6 +41,12 @@ def read_run_file(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"{path}: remove the top-level 'enable_cache'; use `run.py --no-cache` or steps.<step>.enable_cache"
         )
+    registry = raw.get("model")  # ZenML's own key: the ZenML Model each run becomes a version of
+    if registry is not None and not (isinstance(registry, dict) and str(registry.get("name") or "").strip()):
+        raise ConfigError(
+            f"{path}: the top-level 'model:' (the ZenML Model this run versions) needs a 'name'; "
+            "the base model to fine-tune goes in parameters.model"
+        )
     if "parameters" not in raw:
         raise ConfigError(f"{path}: missing the 'parameters:' block that holds model, lora, data, training, ...")
     return raw

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from twinsft.config import DataSpec, SourceSpec
 from twinsft.errors import DataError
+from twinsft.progress import each
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -106,6 +107,6 @@ def load_mix(spec: DataSpec) -> tuple[Dataset, dict[str, int]]:
     """Every source, validated and concatenated in config order; returns rows per source too."""
     from datasets import concatenate_datasets
 
-    parts = [load_source(s) for s in spec.sources]
+    parts = [load_source(s) for s in each(spec.sources, "data source", label=lambda s: s.name)]
     counts = {s.name: len(p) for s, p in zip(spec.sources, parts)}
     return concatenate_datasets(parts), counts

@@ -42,6 +42,8 @@ def load_adapted(model: ModelSpec, adapter_dir: Path) -> tuple[Any, Any]:
 def generate(model: Any, tokenizer: Any, instruction: str, max_new_tokens: int) -> Generation:
     import torch
 
+    from twinsft.progress import TokenProgress
+
     prompt = ALPACA.prompt(instruction)
     inputs = tokenizer(prompt, return_tensors="pt").to(model.device)
     with torch.inference_mode():
@@ -51,6 +53,7 @@ def generate(model: Any, tokenizer: Any, instruction: str, max_new_tokens: int) 
             do_sample=False,
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+            streamer=TokenProgress(max_new_tokens),
         )
     new = out[0, inputs["input_ids"].shape[1]:].tolist()
     stopped = bool(new) and new[-1] == tokenizer.eos_token_id

@@ -10,13 +10,53 @@ def _output(run: Any, step: str, name: str) -> Any:
     return run.steps[step].outputs[name][0]
 
 
+def _outputs(step: Any) -> str:
+    """Each output's name with what matters most about it (rows, eval loss, EOS, where)."""
+    parts = []
+    for name, versions in step.outputs.items():
+        meta = versions[0].run_metadata
+        if "rows" in meta:
+            parts.append(f"{name} ({meta['rows']} rows)")
+        elif "eval_loss_after" in meta and name == "train_report":
+            parts.append(f"{name} (eval loss {meta['eval_loss_before']:.3f} -> {meta['eval_loss_after']:.3f})")
+        elif "local_dir" in meta:
+            parts.append(f"{name} ({meta['local_dir']}{', pushed' if meta.get('pushed') else ''})")
+        elif "stopped_at_eos" in meta:
+            parts.append(f"{name} ({meta.get('new_tokens')} tokens, {'EOS' if meta['stopped_at_eos'] else 'no EOS'})")
+        else:
+            parts.append(name)
+    return ", ".join(parts)
+
+
+def _seconds(step: Any) -> str:
+    if step.start_time is None or step.end_time is None:
+        return "-"
+    return f"{(step.end_time - step.start_time).total_seconds():.1f}s"
+
+
+def step_rows(run: Any) -> list[tuple[str, str, str, str]]:
+    """(step, status, time, key outputs) per step, in pipeline order."""
+    return [(name, step.status.value, _seconds(step), _outputs(step)) for name, step in run.steps.items()]
+
+
+def step_table(run: Any) -> str:
+    rows = [("step", "status", "time", "key outputs"), *step_rows(run)]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:3], widths)), row[3]]).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in [*widths, len(rows[0][3])]))
+    return "\n".join(lines)
+
+
 def print_summary(run: Any) -> None:
     report = _output(run, "train_sft", "train_report").load()
     generation = _output(run, "smoke_generate", "smoke_generation")
     meta = generation.run_metadata
     merged = _output(run, "push_merged", "merged_model").load()
 
-    print("\nSteps:", ", ".join(f"{name} {step.status.value}" for name, step in run.steps.items()))
+    from zenml.client import Client
+
+    run = Client().get_pipeline_run(run.id)  # fresh: step end times and metadata written after the run returned
+    print(f"\nRun {run.name}\n{step_table(run)}")
     print(f"\nSmoke generation ({'stopped at EOS' if meta.get('stopped_at_eos') else 'did NOT stop at EOS'}, "
           f"{meta.get('new_tokens')} new tokens)")
     print(f"  ### Instruction:\n  {meta.get('instruction')}\n  ### Response:")
@@ -32,5 +72,13 @@ def print_summary(run: Any) -> None:
     print(f"Merged {merged.dtype} model: {merged.local_dir}")
     if not (Path(merged.local_dir) / "config.json").is_file():
         print("  (that folder is gone since the cached run made it: rerun with --no-cache to rebuild it)")
-    print(f"Look at run {run.name}: zenml pipeline runs list; zenml artifact version list")
-    print('Dashboard: pip install "zenml[server]==0.98.0" && zenml login --local')
+    comet = _output(run, "train_sft", "train_report").run_metadata
+    if comet.get("comet_experiment_url"):
+        print(f"Comet experiment: {comet['comet_experiment_url']}")
+    elif comet.get("comet_mode") == "offline":
+        print(f"Comet offline experiment {comet['comet_experiment_key']}: upload the zip(s) in "
+              f"{comet.get('comet_offline_directory')} with `comet upload <zip>`")
+    if run.model_version is not None:
+        print(f"ZenML model: {run.model_version.model.name} version {run.model_version.name}")
+    print(f"Look at run {run.name}: zenml pipeline runs list; zenml artifact version list; "
+          "`make dashboard` for the local dashboard")

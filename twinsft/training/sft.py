@@ -22,6 +22,7 @@ from twinsft.runtime import (
     pick_precision,
 )
 from twinsft.training.backends import load_trl, load_unsloth
+from twinsft.tracking import hf_report_to
 from twinsft.training.report import LossPoint, TrainReport
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def sft_config(
         save_strategy="no",
         seed=training.seed,
         data_seed=training.seed,
-        report_to=list(training.report_to) or "none",
+        report_to=hf_report_to(training.report_to),  # Comet: twinsft.tracking drives it
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
         disable_tqdm=True,
@@ -151,10 +152,19 @@ def train_lora(
     lora: LoraSpec,
     training: TrainingSpec,
     adapter_dir: Path,
+    callbacks: list[Any] | None = None,
 ) -> TrainReport:
-    """Train LoRA/QLoRA adapters on `text` rows; save adapter + tokenizer to `adapter_dir`."""
-    setup = build_trainer(train_ds, eval_ds, model, lora, training)
+    """Train LoRA/QLoRA adapters on `text` rows; save adapter + tokenizer to `adapter_dir`.
+
+    `callbacks`: extra Trainer callbacks (e.g. an experiment tracker's); progress lines are built in.
+    """
+    from transformers import PrinterCallback
+
+    from twinsft.training.callbacks import ProgressCallback
+
+    setup = build_trainer(train_ds, eval_ds, model, lora, training, callbacks=[ProgressCallback(), *(callbacks or [])])
     trainer, tokenizer, training, plan = setup.trainer, setup.tokenizer, setup.training, setup.plan
+    trainer.remove_callback(PrinterCallback)  # ProgressCallback prints a readable line instead of raw dicts
     if cuda_available():
         import torch
 
