@@ -49,8 +49,8 @@ def split_code() -> str:
 
 
 def train_code() -> str:
-    return code_digest(*_COMMON, "twinsft.training", "twinsft.memory_plan", "twinsft.tracking", "twinsft.progress", "twinsft.visuals",
-                       "twinsft.registry")
+    return code_digest(*_COMMON, "twinsft.training", "twinsft.memory_plan", "twinsft.tracking", "twinsft.progress",
+                       "twinsft.visuals", "twinsft.registry")
 
 
 def generate_code() -> str:
