@@ -38,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import_unsloth_first(cfg.training.backend)
     from pipelines import sft_pipeline
+    from twinsft.cli_logging import quiet_user_error_tracebacks
     from twinsft.summary import print_summary
+
+    quiet_user_error_tracebacks()
 
     options: dict = {"config_path": str(path)}
     if args.no_cache:

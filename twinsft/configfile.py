@@ -48,7 +48,7 @@ def read_run_file(path: Path) -> dict[str, Any]:
 
 def _describe(error: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in error["loc"])
-    msg = error["msg"]
+    msg = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         return f"parameters.{loc}: unknown key; remove it or check its spelling"
     if error["type"] == "missing":
