@@ -35,6 +35,7 @@ def train_sft(
         "tokens_per_s": round(report.tokens_per_s, 1),
         "peak_memory_gib": report.peak_memory_gib,
         "steps": report.steps,
+        "resumed_from_step": report.resumed_from_step,
     }
     log_metadata(summary, infer_artifact=True, artifact_name="lora_adapter")
     log_metadata(summary, infer_artifact=True, artifact_name="train_report")

@@ -49,7 +49,7 @@ def split_code() -> str:
 
 
 def train_code() -> str:
-    return code_digest(*_COMMON, "twinsft.training")
+    return code_digest(*_COMMON, "twinsft.training", "twinsft.resume")
 
 
 def generate_code() -> str:
