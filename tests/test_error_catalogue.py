@@ -233,3 +233,32 @@ def test_the_good_config_passes_preflight_without_heavy_imports(tmp_path, tiny_m
     proc = run_probe(tmp_path, ["--config", str(config)])
     assert proc.returncode != 2 and not any(line.startswith("error: ") for line in proc.stderr.splitlines())
     assert "blocked heavy import: zenml" in proc.stderr  # stopped only where the pipeline itself loads
+
+
+@pytest.mark.parametrize(
+    ("setup", "what"),
+    [
+        (lambda tmp, env: env.update(HF_TOKEN="hf_fake"), "a token in HF_TOKEN"),
+        (lambda tmp, env: write_cached_config(tmp / "hf-home" / "hub", "meta-llama/Llama-3.1-8B"), "a cached copy"),
+    ],
+)
+def test_a_gated_model_passes_with_a_token_or_a_cached_copy(tmp_path, tiny_model_dir, data_files, setup, what):
+    params = tiny_parameters(tiny_model_dir, *data_files, tmp_path)
+    params["model"] = {"name": "meta-llama/Llama-3.1-8B", "max_seq_length": 2048}
+    config = tmp_path / "gated.yaml"
+    config.write_text(yaml.safe_dump({"parameters": params}))
+    env = clean_env(tmp_path)
+    setup(tmp_path, env)
+    cmd = [sys.executable, "-c", PROBE, "", "", "--config", str(config)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert "blocked heavy import: zenml" in proc.stderr, (what, proc.stderr[-2000:])
+
+
+def write_cached_config(hub_cache: Path, repo_id: str) -> None:
+    """The Hugging Face cache layout for one file of a model at `main`."""
+    repo = hub_cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
