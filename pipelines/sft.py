@@ -24,11 +24,15 @@ def sft_pipeline(
     a run configuration file's `parameters:` block supplies them. A larger pipeline can call this
     one to inline its steps, and gets the adapter, training report and export result back.
     """
-    model = model or ModelSpec()
-    raw = load_datasets(data=data, fingerprint=data_fingerprint(data))
+    model, lora, training = model or ModelSpec(), lora or LoraSpec(), training or TrainingSpec()
+    fingerprint = data_fingerprint(data)
+    raw = load_datasets(data=data, fingerprint=fingerprint)
     formatted = format_alpaca(raw, tokenizer_source=model.source())
     train, test = split_step(formatted, split=split or SplitSpec())
-    adapter, report = train_sft(train, test, model=model, lora=lora or LoraSpec(), training=training or TrainingSpec())
+    adapter, report = train_sft(train, test, model=model, lora=lora, training=training)
     smoke_generate(adapter, model=model, generation=generation or GenerationSpec())
-    merged = push_merged(adapter, model=model, export=(export or ExportSpec()).resolved(), after="smoke_generate")
+    merged = push_merged(
+        adapter, report, model=model, lora=lora, training=training, data=data, data_fingerprint=fingerprint,
+        export=(export or ExportSpec()).resolved(), after="smoke_generate",
+    )
     return adapter, report, merged

@@ -57,7 +57,7 @@ def generate_code() -> str:
 
 
 def export_code() -> str:
-    return code_digest(*_COMMON, "twinsft.export", "twinsft.prompts")
+    return code_digest(*_COMMON, "twinsft.export", "twinsft.export_check", "twinsft.model_card", "twinsft.prompts")
 
 
 def data_fingerprint(data: DataSpec) -> str:
