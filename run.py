@@ -27,9 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         path, cfg = load_run_config(args.config, config_dir=ROOT / "configs")
+        from twinsft.configfile import read_run_file, zenml_secrets
         from twinsft.preflight import preflight
 
-        preflight(cfg)
+        preflight(cfg, push_secrets=zenml_secrets(read_run_file(path), "push_merged"))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -262,3 +262,12 @@ def write_cached_config(hub_cache: Path, repo_id: str) -> None:
     snapshot = repo / "snapshots" / ("0" * 40)
     snapshot.mkdir(parents=True)
     (snapshot / "config.json").write_text("{}")
+
+
+def test_push_with_hf_token_from_a_zenml_secret_defers_the_token_check_to_the_step(tmp_path, tiny_model_dir, data_files):
+    params = tiny_parameters(tiny_model_dir, *data_files, tmp_path)
+    params["export"].update(push=True, repo_id="me/twin")
+    config = tmp_path / "secret.yaml"
+    config.write_text(yaml.safe_dump({"parameters": params, "steps": {"push_merged": {"secrets": ["hf"]}}}))
+    proc = run_probe(tmp_path, ["--config", str(config)])
+    assert "blocked heavy import: zenml" in proc.stderr, proc.stderr[-2000:]  # preflight passed

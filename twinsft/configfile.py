@@ -68,6 +68,12 @@ def parse_parameters(parameters: Any, source: str = "parameters") -> RunConfig:
         raise ConfigError(f"{source}: {_describe(first)}{suffix}") from None
 
 
+def zenml_secrets(raw: dict[str, Any], step: str) -> list[str]:
+    """ZenML secrets the run configuration exports into `step`'s environment (run-wide and per step)."""
+    step_conf = (raw.get("steps") or {}).get(step) or {}
+    return [str(s) for s in (raw.get("secrets") or []) + (step_conf.get("secrets") or [])]
+
+
 def load_run_config(arg: str, config_dir: Path = CONFIG_DIR) -> tuple[Path, RunConfig]:
     """Resolve, read and validate a run configuration file. Raises ConfigError with one line."""
     path = resolve_config_path(arg, config_dir)

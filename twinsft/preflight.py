@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from twinsft.config import RunConfig
@@ -42,7 +43,7 @@ def check_model(cfg: RunConfig) -> None:
     check_template_fits(model)
 
 
-def check_environment(cfg: RunConfig) -> None:
+def check_environment(cfg: RunConfig, push_secrets: Sequence[str] = ()) -> None:
     """GPU-only features, optional packages and secrets, each named with its fix."""
     training, model = cfg.training, cfg.model
     check_training_requirements(model, training)
@@ -53,8 +54,8 @@ def check_environment(cfg: RunConfig) -> None:
             "training.report_to has comet_ml but COMET_API_KEY is not set; export it, set COMET_MODE=offline, "
             "or remove comet_ml"
         )
-    if cfg.export.push:
-        hub_token()
+    if cfg.export.push and not push_secrets:
+        hub_token()  # with ZenML secrets named for the push, HF_TOKEN only exists inside the step
 
 
 def check_writable(cfg: RunConfig) -> None:
@@ -72,8 +73,8 @@ def check_writable(cfg: RunConfig) -> None:
             ) from None
 
 
-def preflight(cfg: RunConfig) -> None:
+def preflight(cfg: RunConfig, push_secrets: Sequence[str] = ()) -> None:
     check_data(cfg)
     check_model(cfg)
-    check_environment(cfg)
+    check_environment(cfg, push_secrets)
     check_writable(cfg)
