@@ -32,7 +32,7 @@ def sft_pipeline(
     adapter, report = train_sft(train, test, model=model, lora=lora, training=training)
     smoke_generate(adapter, model=model, generation=generation or GenerationSpec())
     merged = push_merged(
-        adapter, report, model=model, lora=lora, training=training, data=data, data_fingerprint=fingerprint,
+        adapter, report, model=model, lora=lora, training=training, data=data,
         export=(export or ExportSpec()).resolved(), after="smoke_generate",
     )
     return adapter, report, merged

@@ -19,12 +19,11 @@ def push_merged(
     lora: LoraSpec,
     training: TrainingSpec,
     data: DataSpec,
-    data_fingerprint: str,
     export: ExportSpec,
 ) -> Annotated[ExportResult, "merged_model"]:
     """Merge into 16-bit weights, verify, save locally with a model card (always), push when export.push is on."""
     run_name = get_step_context().pipeline_run.name
-    card = render_card(model, lora, training, data, data_fingerprint, report, run_name)
+    card = render_card(model, lora, training, data, report, run_name)
     result = export_merged(model, adapter, export, run_name=run_name, card=card)
     log_metadata(result.model_dump(exclude_none=True), infer_artifact=True, artifact_name="merged_model")
     return result

@@ -27,7 +27,6 @@ def render_card(
     lora: LoraSpec,
     training: TrainingSpec,
     data: DataSpec,
-    data_fingerprint: str,
     report: TrainReport,
     run_name: str,
 ) -> str:
@@ -60,9 +59,10 @@ The tokenizer's chat template renders the Alpaca prompt used in training; a resp
 
 {chr(10).join(_source(s) for s in data.sources)}
 
-- Data fingerprint (source files and ids): `{data_fingerprint}`
-- Training rows: {report.train_rows}, content sha256 `{report.train_rows_sha256}`
-- Held-out rows: {report.eval_rows}, content sha256 `{report.eval_rows_sha256}`
+Fingerprints of the exact rows (sha256 of their content, as the pipeline's cache keys them):
+
+- Training rows: {report.train_rows}, `{report.train_rows_sha256}`
+- Held-out rows: {report.eval_rows}, `{report.eval_rows_sha256}`
 
 ## Evaluation (held-out loss)
 
