@@ -33,9 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         path, cfg = load_run_config(args.config, config_dir=ROOT / "configs")
+        from twinsft.configfile import read_run_file, zenml_secrets
         from twinsft.preflight import preflight
 
-        preflight(cfg)
+        preflight(cfg, push_secrets=zenml_secrets(read_run_file(path), "push_merged"))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -44,12 +45,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import_unsloth_first(cfg.training.backend)
     from pipelines import sft_pipeline
+    from twinsft.cli_logging import quiet_user_error_tracebacks
     from twinsft.progress import show_progress
     from twinsft.registry import record_on_model
     from twinsft.reruns import replay_from
     from twinsft.summary import print_summary
 
     show_progress()
+    quiet_user_error_tracebacks()
 
     options: dict = {"config_path": str(path)}
     if args.no_cache:

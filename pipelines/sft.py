@@ -28,15 +28,18 @@ def sft_pipeline(
     a run configuration file's `parameters:` block supplies them. A larger pipeline can call this
     one to inline its steps, and gets the adapter, training report and export result back.
     """
-    model = model or ModelSpec()
-    raw = load_datasets(data=data, fingerprint=data_fingerprint(data))
+    model, lora, training = model or ModelSpec(), lora or LoraSpec(), training or TrainingSpec()
+    fingerprint = data_fingerprint(data)
+    raw = load_datasets(data=data, fingerprint=fingerprint)
     formatted = format_alpaca(raw, tokenizer_source=model.source())
     train, test = split_step(formatted, split=split or SplitSpec())
-    training = training or TrainingSpec()
     trainer = train_sft
     if COMET in training.report_to and (tracker := stack_comet_tracker()) is not None:
         trainer = train_sft.with_options(experiment_tracker=tracker.name)  # the stack's Comet experiment
-    adapter, report = trainer(train, test, model=model, lora=lora or LoraSpec(), training=training)
+    adapter, report = trainer(train, test, model=model, lora=lora, training=training)
     smoke_generate(adapter, model=model, generation=generation or GenerationSpec())
-    merged = push_merged(adapter, model=model, export=(export or ExportSpec()).resolved(), after="smoke_generate")
+    merged = push_merged(
+        adapter, report, model=model, lora=lora, training=training, data=data,
+        export=(export or ExportSpec()).resolved(), after="smoke_generate",
+    )
     return adapter, report, merged

@@ -46,6 +46,7 @@ def train_sft(
         "gradient_accumulation_steps": report.gradient_accumulation_steps,
         "gradient_checkpointing": report.gradient_checkpointing,
         "memory_plan": report.memory_plan,
+        "resumed_from_step": report.resumed_from_step,
         **comet.metadata(),
     }
     log_metadata(summary, infer_artifact=True, artifact_name="lora_adapter")

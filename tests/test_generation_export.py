@@ -8,7 +8,7 @@ import torch
 
 from twinsft.config import ExportSpec, LoraSpec, ModelSpec
 from twinsft.errors import ConfigError
-from twinsft.export import export_merged
+from twinsft.export import PushError, export_merged
 from twinsft.generation import generate, load_adapted
 from twinsft.prompts import ALPACA
 
@@ -76,6 +76,9 @@ class FakeHfApi:
     def __init__(self, token=None):
         self.token = token
 
+    def repo_exists(self, repo_id):
+        return False
+
     def create_repo(self, repo_id, private, exist_ok, repo_type):
         FakeHfApi.calls.append(("create_repo", repo_id, private, self.token))
 
@@ -107,7 +110,7 @@ def test_failed_push_keeps_the_local_model(tiny_model_dir, adapter_dir, tmp_path
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
     fake_hub.fail_upload = True
     export = ExportSpec(output_dir=str(tmp_path / "m"), push=True, repo_id="me/twin")
-    with pytest.raises(ConnectionError):
+    with pytest.raises(PushError, match="hub unreachable.*the merged model is saved at"):
         export_merged(ModelSpec(name=str(tiny_model_dir)), adapter_dir, export)
     assert (tmp_path / "m" / "config.json").is_file() and (tmp_path / "m" / "model.safetensors").is_file()
 

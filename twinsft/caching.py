@@ -49,8 +49,8 @@ def split_code() -> str:
 
 
 def train_code() -> str:
-    return code_digest(*_COMMON, "twinsft.training", "twinsft.memory_plan", "twinsft.tracking", "twinsft.progress",
-                       "twinsft.visuals", "twinsft.registry")
+    return code_digest(*_COMMON, "twinsft.training", "twinsft.memory_plan", "twinsft.resume", "twinsft.tracking",
+                       "twinsft.progress", "twinsft.visuals", "twinsft.registry")
 
 
 def generate_code() -> str:
@@ -59,7 +59,7 @@ def generate_code() -> str:
 
 
 def export_code() -> str:
-    return code_digest(*_COMMON, "twinsft.export", "twinsft.prompts")
+    return code_digest(*_COMMON, "twinsft.export", "twinsft.export_check", "twinsft.model_card", "twinsft.prompts")
 
 
 def data_fingerprint(data: DataSpec) -> str:

@@ -6,6 +6,7 @@ A YAML file in `configs/` is a ZenML run configuration; its `parameters:` block 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +16,22 @@ LLAMA_LINEAR_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up
 
 # Longest Alpaca preamble plus a few tokens of instruction/response must fit.
 MIN_SEQ_LENGTH = 64
+
+
+# The Hub's rule for `namespace/name` (huggingface_hub.utils.validate_repo_id), without importing it.
+_REPO_PART = re.compile(r"^\w(?:[\w.-]*\w)?$", re.ASCII)
+
+
+def valid_repo_id(repo_id: str) -> bool:
+    parts = repo_id.split("/")
+    return (
+        len(parts) == 2
+        and len(repo_id) <= 96
+        and all(_REPO_PART.fullmatch(p) for p in parts)
+        and "--" not in repo_id
+        and ".." not in repo_id
+        and not repo_id.endswith(".git")
+    )
 
 
 class Section(BaseModel):
@@ -138,6 +155,10 @@ class TrainingSpec(Section):
     )
     report_to: list[Literal["comet_ml", "tensorboard", "wandb", "mlflow"]] = Field(default_factory=list)
     checkpoint_dir: str = Field("outputs/checkpoints", description="Trainer scratch space (checkpoints, logs).")
+    save_steps: int | None = Field(
+        100, gt=0, description="Checkpoint every N optimizer steps; a rerun resumes from the newest. None: never."
+    )
+    keep_checkpoints: bool = Field(False, description="Keep this run's checkpoints after training succeeds.")
 
 
 class GenerationSpec(Section):
@@ -150,13 +171,17 @@ class ExportSpec(Section):
     push: bool = False
     repo_id: str | None = Field(None, description="Hub repo `user/name`; required when push is on.")
     private: bool = True
+    overwrite: bool = Field(False, description="Allow pushing over a Hub repo that already holds files.")
 
     @model_validator(mode="after")
     def _push_needs_repo(self) -> ExportSpec:
         if self.push and not self.repo_id:
             raise ValueError("export.push is on, so export.repo_id must name the Hub repo (user/name)")
-        if self.repo_id is not None and self.repo_id.count("/") != 1:
-            raise ValueError(f"export.repo_id '{self.repo_id}' must look like 'user/name'")
+        if self.repo_id is not None and not valid_repo_id(self.repo_id):
+            raise ValueError(
+                f"export.repo_id '{self.repo_id}' must look like 'user/name' (letters, digits, '-', '_', '.'; "
+                "no '--' or '..'; at most 96 characters)"
+            )
         return self
 
     def resolved(self) -> ExportSpec:

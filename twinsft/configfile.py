@@ -54,7 +54,7 @@ def read_run_file(path: Path) -> dict[str, Any]:
 
 def _describe(error: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in error["loc"])
-    msg = error["msg"]
+    msg = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         return f"parameters.{loc}: unknown key; remove it or check its spelling"
     if error["type"] == "missing":
@@ -72,6 +72,12 @@ def parse_parameters(parameters: Any, source: str = "parameters") -> RunConfig:
         more = len(exc.errors()) - 1
         suffix = f" (+{more} more)" if more else ""
         raise ConfigError(f"{source}: {_describe(first)}{suffix}") from None
+
+
+def zenml_secrets(raw: dict[str, Any], step: str) -> list[str]:
+    """ZenML secrets the run configuration exports into `step`'s environment (run-wide and per step)."""
+    step_conf = (raw.get("steps") or {}).get(step) or {}
+    return [str(s) for s in (raw.get("secrets") or []) + (step_conf.get("secrets") or [])]
 
 
 def load_run_config(arg: str, config_dir: Path = CONFIG_DIR) -> tuple[Path, RunConfig]:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from twinsft.config import RunConfig
 from twinsft.data import LOCAL_SUFFIXES
 from twinsft.errors import ConfigError, DataError
 from twinsft.export import hub_token
+from twinsft.gated import check_gated_access
 from twinsft.models import gguf_path
 from twinsft.runtime import check_training_requirements
+from twinsft.template_budget import check_template_fits
 
 LOCAL_PREFIXES = ("/", "./", "../", "~")
 
@@ -35,9 +39,11 @@ def check_model(cfg: RunConfig) -> None:
         gguf_path(model)  # raises ConfigError naming the package or file
     elif model.name.startswith(LOCAL_PREFIXES) and not Path(model.name).expanduser().is_dir():
         raise ConfigError(f"model.name '{model.name}' looks like a local directory but does not exist")
+    check_gated_access(model)
+    check_template_fits(model)
 
 
-def check_environment(cfg: RunConfig) -> None:
+def check_environment(cfg: RunConfig, push_secrets: Sequence[str] = ()) -> None:
     """GPU-only features, optional packages and secrets, each named with its fix."""
     training, model = cfg.training, cfg.model
     check_training_requirements(model, training)
@@ -48,8 +54,8 @@ def check_environment(cfg: RunConfig) -> None:
             "training.report_to has comet_ml but COMET_API_KEY is not set; export it, set COMET_MODE=offline, "
             "or remove comet_ml"
         )
-    if cfg.export.push:
-        hub_token()
+    if cfg.export.push and not push_secrets:
+        hub_token()  # with ZenML secrets named for the push, HF_TOKEN only exists inside the step
 
 
 def check_writable(cfg: RunConfig) -> None:
@@ -57,12 +63,18 @@ def check_writable(cfg: RunConfig) -> None:
                                                                         cfg.training.checkpoint_dir)):
         path = Path(value).expanduser().resolve()
         existing = next(p for p in (path, *path.parents) if p.exists())
-        if not os.access(existing, os.W_OK):
-            raise ConfigError(f"{field} '{value}' is not writable ({existing}); pick another directory")
+        if not existing.is_dir():
+            raise ConfigError(f"{field} '{value}': '{existing}' is a file, not a directory; pick another directory")
+        try:  # a real write: os.access says yes to root even on read-only mounts
+            tempfile.TemporaryFile(dir=existing).close()
+        except OSError as exc:
+            raise ConfigError(
+                f"{field} '{value}' is not writable ({existing}: {exc.strerror}); pick another directory"
+            ) from None
 
 
-def preflight(cfg: RunConfig) -> None:
+def preflight(cfg: RunConfig, push_secrets: Sequence[str] = ()) -> None:
     check_data(cfg)
     check_model(cfg)
-    check_environment(cfg)
+    check_environment(cfg, push_secrets)
     check_writable(cfg)

@@ -33,6 +33,11 @@ class TrainReport(BaseModel):
     gradient_checkpointing: bool = False
     memory_plan: str = ""
     versions: dict[str, str] = Field(default_factory=dict)
+    resumed_from_step: int = Field(0, description="Checkpoint step a crashed run resumed from; 0: a fresh start")
+    train_rows: int = 0
+    eval_rows: int = 0
+    train_rows_sha256: str = Field("", description="Content hash of the training rows (as the cache keys them)")
+    eval_rows_sha256: str = ""
 
     @property
     def eval_loss_drop(self) -> float:

@@ -21,8 +21,10 @@ from twinsft.runtime import (
     pick_backend,
     pick_precision,
 )
+from twinsft import resume
 from twinsft.training.backends import load_trl, load_unsloth
 from twinsft.tracking import hf_report_to
+from twinsft.training.oom import explain_out_of_memory
 from twinsft.training.report import LossPoint, TrainReport
 
 if TYPE_CHECKING:
@@ -60,7 +62,9 @@ def sft_config(
         logging_steps=training.logging_steps,
         eval_strategy="steps" if training.eval_steps else "no",
         eval_steps=training.eval_steps,
-        save_strategy="no",
+        save_strategy="steps" if training.save_steps else "no",
+        save_steps=training.save_steps or 500,
+        save_total_limit=2,  # the newest may be half-written when a crash hits; the one before stays
         seed=training.seed,
         data_seed=training.seed,
         report_to=hf_report_to(training.report_to),  # Comet: twinsft.tracking drives it
@@ -121,6 +125,7 @@ def build_trainer(
     lora: LoraSpec,
     training: TrainingSpec,
     callbacks: list[Any] | None = None,
+    output_dir: Path | None = None,
 ) -> TrainerSetup:
     """The one SFTTrainer set-up that the step and the benchmark share."""
     from transformers import set_seed
@@ -136,7 +141,7 @@ def build_trainer(
 
     trainer = SFTTrainer(
         model=peft_model,
-        args=sft_config(model, training, precision, backend, Path(training.checkpoint_dir)),
+        args=sft_config(model, training, precision, backend, output_dir or Path(training.checkpoint_dir)),
         train_dataset=train_ds,
         eval_dataset=eval_ds,
         processing_class=tokenizer,
@@ -156,23 +161,38 @@ def train_lora(
 ) -> TrainReport:
     """Train LoRA/QLoRA adapters on `text` rows; save adapter + tokenizer to `adapter_dir`.
 
+    Resumes from the newest complete checkpoint of the same inputs (see twinsft.resume).
     `callbacks`: extra Trainer callbacks (e.g. an experiment tracker's); progress lines are built in.
     """
     from transformers import PrinterCallback
 
     from twinsft.training.callbacks import ProgressCallback
 
-    setup = build_trainer(train_ds, eval_ds, model, lora, training, callbacks=[ProgressCallback(), *(callbacks or [])])
+    # Keyed by the configured settings (before the memory plan), so a resume on another card still finds it.
+    train_sha, eval_sha = resume.dataset_hash(train_ds), resume.dataset_hash(eval_ds)
+    checkpoints = resume.run_dir(training, resume.run_key(train_sha, eval_sha, model, lora, training))
+    start = resume.latest_complete(checkpoints)
+    start_step = resume.checkpoint_step(start) if start else None
+    with explain_out_of_memory(model, training, "model loading"):
+        setup = build_trainer(
+            train_ds, eval_ds, model, lora, training, output_dir=checkpoints,
+            callbacks=[ProgressCallback(), resume.mark_complete_callback(), *(callbacks or [])],
+        )
     trainer, tokenizer, training, plan = setup.trainer, setup.tokenizer, setup.training, setup.plan
     trainer.remove_callback(PrinterCallback)  # ProgressCallback prints a readable line instead of raw dicts
     if cuda_available():
         import torch
 
         torch.cuda.reset_peak_memory_stats()
-    before = trainer.evaluate()["eval_loss"]
+    with explain_out_of_memory(model, training, "evaluation"):
+        before = trainer.evaluate()["eval_loss"]
     log.info("eval loss before training: %.4f", before)
-    result = trainer.train()
-    after = trainer.evaluate()["eval_loss"]
+    if start is not None:
+        log.warning("resuming from %s (step %d)", start, start_step)
+    with explain_out_of_memory(model, training, "training"):
+        result = trainer.train(resume_from_checkpoint=str(start) if start else None)
+    with explain_out_of_memory(model, training, "evaluation"):
+        after = trainer.evaluate()["eval_loss"]
     log.info("eval loss after training: %.4f", after)
 
     adapter_dir.mkdir(parents=True, exist_ok=True)
@@ -184,6 +204,10 @@ def train_lora(
     peak, kind = peak_memory_gib()
     trainable, total = trainer.model.get_nb_trainable_parameters()
     history = trainer.state.log_history
+    train_losses = _loss_points(history, "loss")
+    # After a resume the Trainer's mean covers only the steps it ran; the restored log covers all.
+    train_loss = sum(p.loss for p in train_losses) / len(train_losses) if start and train_losses else None
+    resume.finish(checkpoints, keep=training.keep_checkpoints)
     return TrainReport(
         backend=setup.backend,
         mode="qlora" if model.load_in_4bit else "lora",
@@ -191,8 +215,8 @@ def train_lora(
         device=device_name(),
         eval_loss_before=float(before),
         eval_loss_after=float(after),
-        train_loss=float(result.training_loss),
-        train_losses=_loss_points(history, "loss"),
+        train_loss=float(train_loss if train_loss is not None else result.training_loss),
+        train_losses=train_losses,
         eval_losses=_loss_points(history, "eval_loss"),
         steps=int(trainer.state.global_step),
         train_tokens=tokens,
@@ -207,4 +231,9 @@ def train_lora(
         gradient_checkpointing=training.gradient_checkpointing,
         memory_plan=plan.reason if plan else "off (values as configured)",
         versions=library_versions(),
+        resumed_from_step=start_step or 0,
+        train_rows=len(train_ds),
+        eval_rows=len(eval_ds),
+        train_rows_sha256=train_sha,
+        eval_rows_sha256=eval_sha,
     )

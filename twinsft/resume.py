@@ -1,0 +1,101 @@
+"""Checkpoints that survive a crash: one folder per training input, resumed from the newest complete one.
+
+A run's checkpoints live in `training.checkpoint_dir/<key>`, where the key hashes everything that
+decides the trained weights: the train and eval rows, the model, LoRA and training settings (not
+where or how often to checkpoint), the training code and the library versions. Rerunning the same
+command finds them; any change that would make resuming wrong starts a fresh folder instead.
+
+The Trainer writes a checkpoint file by file, so a crash can leave one half-written. A marker file,
+written after the Trainer reports the save finished, tells complete checkpoints from those.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+log = logging.getLogger(__name__)
+
+COMPLETE_MARKER = "twinsft-complete"
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+# Where and how often to checkpoint does not change the weights, so it may differ on the rerun.
+NOT_IN_KEY = {"checkpoint_dir", "save_steps", "keep_checkpoints", "report_to"}
+
+
+def dataset_hash(ds: Dataset) -> str:
+    """The same content hash the ZenML materializer keys the cache with."""
+    from twinsft.materializers import content_hash
+
+    return content_hash(ds)
+
+
+def run_key(train_sha: str, eval_sha: str, model: ModelSpec, lora: LoraSpec, training: TrainingSpec) -> str:
+    from twinsft.caching import train_code
+    from twinsft.runtime import library_versions
+
+    facts: dict[str, Any] = {
+        "train_rows": train_sha,
+        "eval_rows": eval_sha,
+        "model": model.model_dump(mode="json"),
+        "lora": lora.model_dump(mode="json"),
+        "training": training.model_dump(mode="json", exclude=NOT_IN_KEY),
+        "code": train_code(),
+        "versions": library_versions(),
+    }
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_dir(training: TrainingSpec, key: str) -> Path:
+    return Path(training.checkpoint_dir).expanduser().resolve() / key
+
+
+def checkpoint_step(path: Path) -> int | None:
+    match = _CHECKPOINT.match(path.name)
+    return int(match.group(1)) if match and path.is_dir() else None
+
+
+def latest_complete(folder: Path) -> Path | None:
+    """The newest complete checkpoint in `folder`; half-written ones are deleted so the Trainer never sees them."""
+    if not folder.is_dir():
+        return None
+    complete = []
+    for path in folder.iterdir():
+        step = checkpoint_step(path)
+        if step is None:
+            continue
+        if (path / COMPLETE_MARKER).is_file():
+            complete.append((step, path))
+        else:
+            log.warning("ignoring half-written checkpoint %s (no %s marker); deleting it", path, COMPLETE_MARKER)
+            shutil.rmtree(path, ignore_errors=True)
+    return max(complete)[1] if complete else None
+
+
+def mark_complete_callback() -> Any:
+    """A TrainerCallback that marks each checkpoint complete once the Trainer has finished writing it."""
+    from transformers import TrainerCallback
+
+    class MarkCheckpointComplete(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            if state.is_world_process_zero:
+                folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if folder.is_dir():
+                    (folder / COMPLETE_MARKER).write_text(str(state.global_step))
+
+    return MarkCheckpointComplete()
+
+
+def finish(folder: Path, keep: bool) -> None:
+    """After a successful train: drop the run's checkpoints unless asked to keep them."""
+    if not keep:
+        shutil.rmtree(folder, ignore_errors=True)
