@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from twinsft.runtime import import_unsloth_first
+    from twinsft.tracking import quiet_comet_sdk
 
+    quiet_comet_sdk()  # transformers imports comet_ml when installed: no Sentry reports from it
     import_unsloth_first(cfg.training.backend)
     from pipelines import sft_pipeline
     from twinsft.cli_logging import quiet_user_error_tracebacks

@@ -33,6 +33,7 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory):
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["HF_DATASETS_OFFLINE"] = "1"
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    os.environ["COMET_ERROR_TRACKING_ENABLE"] = "false"  # comet_ml, imported by transformers, reports to Sentry
     for secret in ("HF_TOKEN", "COMET_API_KEY"):
         os.environ.pop(secret, None)
     from zenml.client import Client

@@ -37,9 +37,12 @@ sys.exit(run.main(sys.argv[2:]))
 """
 
 
+STEPS = ("load_datasets", "format_alpaca", "split", "train_sft", "smoke_generate", "push_merged")
+
+
 def step_statuses(stdout: str) -> dict[str, str]:
-    line = next(l for l in stdout.splitlines() if l.startswith("Steps: "))
-    return dict(part.rsplit(" ", 1) for part in line.removeprefix("Steps: ").split(", "))
+    rows = [line.split() for line in stdout.splitlines()]  # run.py's summary table: step, status, ...
+    return {row[0]: row[1] for row in rows if len(row) > 1 and row[0] in STEPS}
 
 
 def run_name(stdout: str) -> str:

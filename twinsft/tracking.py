@@ -162,14 +162,14 @@ class CometRun:
             self.experiment.end()
 
 
-def _quiet_sdk() -> None:
+def quiet_comet_sdk() -> None:
     """Before comet_ml is imported: no error reports to Comet's Sentry, no monkey-patched auto-logging."""
     os.environ.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")
     os.environ.setdefault("COMET_DISABLE_AUTO_LOGGING", "1")
 
 
 def _start(mode: Mode, name: str, key: str | None = None) -> CometRun:
-    _quiet_sdk()
+    quiet_comet_sdk()
     import comet_ml
 
     if mode == "stack":
