@@ -1,3 +1,5 @@
-from pipelines.sft import sft_pipeline
+"""Shim: the pipeline lives in the installable library as `twinsft.pipelines`; this keeps `from pipelines import ...` working."""
+
+from twinsft.pipelines import sft_pipeline
 
 __all__ = ["sft_pipeline"]

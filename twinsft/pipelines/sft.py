@@ -1,8 +1,8 @@
 from zenml import pipeline
 from zenml.enums import ExecutionMode
 
-from steps import format_alpaca, load_datasets, push_merged, smoke_generate, train_sft
-from steps import split as split_step
+from twinsft.steps import format_alpaca, load_datasets, push_merged, smoke_generate, train_sft
+from twinsft.steps import split as split_step
 from twinsft.caching import data_fingerprint
 from twinsft.config import DataSpec, ExportSpec, GenerationSpec, LoraSpec, ModelSpec, SplitSpec, TrainingSpec
 
