@@ -3,8 +3,31 @@ from zenml.enums import ExecutionMode
 
 from twinsft.steps import format_alpaca, load_datasets, push_merged, smoke_generate, train_sft
 from twinsft.steps import split as split_step
-from twinsft.caching import data_fingerprint
 from twinsft.config import DataSpec, ExportSpec, GenerationSpec, LoraSpec, ModelSpec, SplitSpec, TrainingSpec
+from twinsft.sources.fingerprint import resolve_data
+
+
+def sft_steps(
+    dataset,
+    model: ModelSpec | None = None,
+    lora: LoraSpec | None = None,
+    split: SplitSpec | None = None,
+    training: TrainingSpec | None = None,
+    generation: GenerationSpec | None = None,
+    export: ExportSpec | None = None,
+):
+    """format_alpaca -> split -> train_sft -> smoke_generate -> push_merged on `dataset`.
+
+    `dataset` is a step output (a `datasets.Dataset` with `instruction` and `output` columns), so a
+    parent pipeline can put these steps after its own data step. Call inside a `@pipeline`.
+    """
+    model = model or ModelSpec()
+    formatted = format_alpaca(dataset, tokenizer_source=model.source())
+    train, test = split_step(formatted, split=split or SplitSpec())
+    adapter, report = train_sft(train, test, model=model, lora=lora or LoraSpec(), training=training or TrainingSpec())
+    smoke_generate(adapter, model=model, generation=generation or GenerationSpec())
+    merged = push_merged(adapter, model=model, export=(export or ExportSpec()).resolved(), after="smoke_generate")
+    return adapter, report, merged
 
 
 # Fail fast: the first failing step's own exception (e.g. a one-line UserError) reaches run.py.
@@ -25,10 +48,13 @@ def sft_pipeline(
     one to inline its steps, and gets the adapter, training report and export result back.
     """
     model = model or ModelSpec()
-    raw = load_datasets(data=data, fingerprint=data_fingerprint(data))
-    formatted = format_alpaca(raw, tokenizer_source=model.source())
-    train, test = split_step(formatted, split=split or SplitSpec())
-    adapter, report = train_sft(train, test, model=model, lora=lora or LoraSpec(), training=training or TrainingSpec())
-    smoke_generate(adapter, model=model, generation=generation or GenerationSpec())
-    merged = push_merged(adapter, model=model, export=(export or ExportSpec()).resolved(), after="smoke_generate")
-    return adapter, report, merged
+    training = training or TrainingSpec()
+    # Artifact versions and sampling seeds are pinned now, so the fingerprint (a step parameter) keys the cache.
+    resolved = resolve_data(data, default_seed=training.seed)
+    raw, _card = load_datasets(
+        data=resolved.data,
+        fingerprint=resolved.fingerprint,
+        source_fingerprints=resolved.sources,
+        tokenizer_source=model.source(),
+    )
+    return sft_steps(raw, model=model, lora=lora, split=split, training=training, generation=generation, export=export)
