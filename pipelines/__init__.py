@@ -1,5 +1,5 @@
 """Shim: the pipeline lives in the installable library as `twinsft.pipelines`; this keeps `from pipelines import ...` working."""
 
-from twinsft.pipelines import sft_pipeline
+from twinsft.pipelines import sft_pipeline, sft_steps
 
-__all__ = ["sft_pipeline"]
+__all__ = ["sft_pipeline", "sft_steps"]

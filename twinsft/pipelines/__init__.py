@@ -1,3 +1,3 @@
-from twinsft.pipelines.sft import sft_pipeline
+from twinsft.pipelines.sft import sft_pipeline, sft_steps
 
-__all__ = ["sft_pipeline"]
+__all__ = ["sft_pipeline", "sft_steps"]
