@@ -1,3 +1,5 @@
-from pipelines.sft import sft_pipeline
+"""Shim: the pipeline lives in the installable library as `twinsft.pipelines`; this keeps `from pipelines import ...` working."""
 
-__all__ = ["sft_pipeline"]
+from twinsft.pipelines import sft_pipeline, sft_steps
+
+__all__ = ["sft_pipeline", "sft_steps"]

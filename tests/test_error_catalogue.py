@@ -44,7 +44,6 @@ sys.exit(run.main(sys.argv[3:]))
 
 # With torch reporting a CUDA device (the torch boundary), the next requirement is bitsandbytes.
 FAKE_CUDA = "import torch; torch.cuda.is_available = lambda: True"
-DATA_CHECKS_PENDING = pytest.mark.xfail(strict=True, reason="preflight data checks land with issue 4")
 NO_CUDA = pytest.mark.skipif(
     importlib.util.find_spec("torch") is not None and __import__("torch").cuda.is_available(), reason="CUDA present"
 )
@@ -96,11 +95,11 @@ CASES = {
     "bad_yaml": Case(lambda p, tmp: "parameters: [unclosed\n", ["bad.yaml", "line 2", "is not valid YAML"]),
     "missing_data_file": Case(
         lambda p, tmp: set_in(p["data"]["sources"][0], "path", "/nope/missing.jsonl"),
-        ["data.sources[0] 'twin'", "'/nope/missing.jsonl' not found", "fix its path"],
+        ["data source 'twin'", "'/nope/missing.jsonl' not found", "fix its path"],
     ),
     "unsupported_data_file": Case(
         lambda p, tmp: (tmp / "twin.xlsx").write_text("x") and set_in(p["data"]["sources"][0], "path", str(tmp / "twin.xlsx")),
-        ["data.sources[0] 'twin'", "'.xlsx' files are not supported", ".jsonl"],
+        ["data source 'twin'", "'.xlsx' files are not supported", ".jsonl"],
     ),
     "broken_jsonl_line": Case(
         lambda p, tmp: first_source_rows(p, ROWS[: ROWS.index("\n") + 1] + '{"instruction": "q", "output"\n' + ROWS),
@@ -169,9 +168,6 @@ CASES = {
     ),
 }
 MARKS = {
-    "broken_jsonl_line": [DATA_CHECKS_PENDING],
-    "missing_column": [DATA_CHECKS_PENDING],
-    "empty_dataset": [DATA_CHECKS_PENDING],
     "qlora_without_cuda": [NO_CUDA],
     "unsloth_without_cuda": [NO_CUDA],
     "bitsandbytes_missing_for_qlora": [NO_BNB],

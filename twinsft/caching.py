@@ -37,7 +37,10 @@ _COMMON = ("twinsft.config", "twinsft.errors", "twinsft.runtime", "twinsft.model
 
 
 def load_code() -> str:
-    return code_digest("twinsft.config", "twinsft.errors", "twinsft.data", "twinsft.materializers", "twinsft.progress")
+    return code_digest(
+        *_COMMON, "twinsft.data", "twinsft.sources", "twinsft.dataset_card", "twinsft.prompts", "twinsft.materializers",
+        "twinsft.progress",
+    )
 
 
 def format_code() -> str:
@@ -63,11 +66,8 @@ def export_code() -> str:
 
 
 def data_fingerprint(data: DataSpec) -> str:
-    """Content of local files plus the identity of Hub sources (pin `revision` to make it exact)."""
-    h = hashlib.sha256()
-    for source in data.sources:
-        h.update(source.model_dump_json().encode())
-        if source.path:
-            path = Path(source.path).expanduser()
-            h.update(path.read_bytes() if path.is_file() else b"<missing>")
-    return h.hexdigest()
+    """Content of local files and folders, the identity of Hub sources (pin `revision` to make it exact) and
+    the version ids of artifact sources; see `twinsft.sources.fingerprint`."""
+    from twinsft.sources.fingerprint import resolve_data
+
+    return resolve_data(data).fingerprint

@@ -82,28 +82,56 @@ class LoraSpec(Section):
 
 
 class SourceSpec(Section):
-    """One instruction dataset: a Hub dataset id or a local jsonl/json/parquet/csv file."""
+    """One instruction dataset: a Hub dataset, a local file or folder, or a ZenML artifact."""
 
-    name: str = Field(..., min_length=1, description="Label used in metadata and errors.")
-    hub_id: str | None = None
-    path: str | None = Field(None, description="Local file; relative paths resolve from the working directory.")
-    split: str = "train"
-    revision: str | None = None
-    limit: int | None = Field(None, gt=0, description="Keep the first N rows.")
-    columns: dict[str, str] = Field(
-        default_factory=dict, description="Map our column to the source's: {instruction: question, output: answer}."
+    name: str = Field(..., min_length=1, description="Label used in metadata, the dataset card and errors.")
+    hub_id: str | None = Field(None, description="Hub dataset id (or a local dataset repo), read by load_dataset.")
+    path: str | None = Field(
+        None,
+        description="Local jsonl/json/parquet/csv file, a folder of them, or a save_to_disk folder; "
+        "relative paths resolve from the working directory.",
     )
+    artifact: str | None = Field(None, description="Name of a ZenML artifact, e.g. an upstream pipeline's dataset.")
+    version: str | None = Field(None, description="Artifact version (artifact sources); default: the latest.")
+    config_name: str | None = Field(None, description="Hub dataset configuration (subset) name.")
+    split: str = Field("train", description="Split to read: Hub (slicing like train[:1000] works), folders, JSON exports.")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit); pin it for exact reruns.")
+    limit: int | None = Field(None, gt=0, description="Keep N rows, sampled with `seed` (after dropping duplicates).")
+    fraction: float | None = Field(None, gt=0.0, le=1.0, description="Keep this share of rows, sampled with `seed`.")
+    seed: int | None = Field(None, description="Sampling seed for limit/fraction; default: training.seed.")
+    columns: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="Map our column to the source's: {instruction: question, output: answer, input: context}. "
+        "A column named `input` is folded into the instruction unless mapped to null.",
+    )
+    dedupe: bool = Field(True, description="Drop rows whose instruction and output repeat an earlier row (counted).")
 
     @model_validator(mode="after")
     def _exactly_one_location(self) -> SourceSpec:
-        if bool(self.hub_id) == bool(self.path):
-            raise ValueError(f"data source '{self.name}' needs exactly one of hub_id or path")
-        unknown = set(self.columns) - {"instruction", "output"}
+        given = [k for k in ("hub_id", "path", "artifact") if getattr(self, k)]
+        if len(given) != 1:
+            got = f" (got {' and '.join(given)})" if given else ""
+            raise ValueError(f"data source '{self.name}' needs exactly one of hub_id, path or artifact{got}")
+        for field, needs in (("config_name", "hub_id"), ("revision", "hub_id"), ("version", "artifact")):
+            if getattr(self, field) is not None and not getattr(self, needs):
+                raise ValueError(f"data source '{self.name}': {field} only applies to {needs} sources; remove it")
+        if self.limit is not None and self.fraction is not None:
+            raise ValueError(f"data source '{self.name}': set limit or fraction, not both")
+        unknown = set(self.columns) - {"instruction", "output", "input"}
         if unknown:
             raise ValueError(
-                f"data source '{self.name}': columns may only map 'instruction' and 'output', not {sorted(unknown)}"
+                f"data source '{self.name}': columns may only map 'instruction', 'output' and 'input', "
+                f"not {sorted(unknown)}"
             )
+        for ours in ("instruction", "output"):
+            if ours in self.columns and not self.columns[ours]:
+                raise ValueError(f"data source '{self.name}': columns.{ours} must name a column")
         return self
+
+    @property
+    def samples(self) -> bool:
+        """Whether limit or fraction picks a seeded subset."""
+        return self.limit is not None or self.fraction is not None
 
 
 class DataSpec(Section):

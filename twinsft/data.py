@@ -1,112 +1,94 @@
-"""Load instruction datasets from the Hub or local files into one `instruction`/`output` table."""
+"""Load instruction datasets (Hub, local files or folders, ZenML artifacts) into one `instruction`/`output`
+table, with every source checked the same way (`twinsft.sources.table`)."""
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from twinsft.config import DataSpec, SourceSpec
 from twinsft.errors import DataError
 from twinsft.progress import each
+from twinsft.sources.local import SUFFIXES as LOCAL_SUFFIXES
+from twinsft.sources.local import is_saved_dataset, read_local
+from twinsft.sources.table import RawTable, SourceStats, describe, prepare
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
 COLUMNS = ("instruction", "output")
-LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
+__all__ = ["COLUMNS", "LOCAL_SUFFIXES", "MixReport", "check_local_source", "load_checked", "load_mix", "load_mix_report",
+           "load_source"]
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}: line {lineno} is not valid JSON ({exc.msg}); fix or remove it") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}: line {lineno} must be a JSON object with instruction/output keys")
-            rows.append(row)
-    return rows
+def read_source(spec: SourceSpec) -> RawTable:
+    """The source's rows as stored, before any mapping or check."""
+    if spec.path:
+        path = Path(spec.path).expanduser()
+        if not path.exists():
+            raise DataError(f"{describe(spec)}: file '{path}' not found; fix its path")
+        if is_saved_dataset(path):
+            from twinsft.sources.hub import read_saved
+
+            return read_saved(str(path), spec.split)
+        try:
+            return read_local(path, spec.split)[0]
+        except DataError as exc:
+            raise DataError(f"{describe(spec)}: {exc}") from None
+    if spec.hub_id:
+        from twinsft.sources.hub import read_hub
+
+        return read_hub(spec)
+    from twinsft.sources.artifact import read_artifact
+
+    return read_artifact(spec)
 
 
-def _read_json(path: Path, split: str) -> list[dict[str, Any]]:
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: line {exc.lineno} is not valid JSON ({exc.msg})") from None
-    if isinstance(payload, dict):  # a {"train": [...], "test": [...]} export
-        if split not in payload:
-            raise DataError(f"{path}: no split '{split}' in the file; it has {sorted(payload)}")
-        payload = payload[split]
-    if not isinstance(payload, list):
-        raise DataError(f"{path}: expected a list of records or an object of splits")
-    return payload
+def check_local_source(spec: SourceSpec) -> SourceStats | None:
+    """Every check `load_source` makes, on a local file or folder, with light imports only (preflight).
+    None for a `save_to_disk` folder, which needs `datasets` to read and is checked when the step loads it."""
+    path = Path(spec.path).expanduser()
+    if is_saved_dataset(path):
+        return None
+    return prepare(read_source(spec), spec, describe(spec), spec.seed)[1]
 
 
-def read_local(path: Path, split: str = "train") -> Dataset:
+def load_checked(spec: SourceSpec, seed: int | None = None) -> tuple[Dataset, SourceStats]:
+    """One source as instruction/output/source rows, and what happened on the way (duplicates, sampling)."""
     from datasets import Dataset
 
-    if not path.is_file():
-        raise DataError(f"data file '{path}' not found; fix data.sources[].path")
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        return Dataset.from_list(_read_jsonl(path))
-    if suffix == ".json":
-        return Dataset.from_list(_read_json(path, split))
-    if suffix == ".parquet":
-        return Dataset.from_parquet(str(path))
-    if suffix == ".csv":
-        return Dataset.from_csv(str(path))
-    raise DataError(f"data file '{path}': unsupported type '{suffix}'; use one of {', '.join(LOCAL_SUFFIXES)}")
+    columns, stats = prepare(read_source(spec), spec, describe(spec), spec.seed if spec.seed is not None else seed)
+    columns["source"] = [spec.name] * stats.rows
+    return Dataset.from_dict(columns), stats
 
 
-def read_hub(spec: SourceSpec) -> Dataset:
-    """`load_dataset` on a Hub id (or a local dataset directory: the same code path, used in tests)."""
-    from datasets import load_dataset
-
-    return load_dataset(spec.hub_id, split=spec.split, revision=spec.revision)
+def load_source(spec: SourceSpec, seed: int | None = None) -> Dataset:
+    return load_checked(spec, seed)[0]
 
 
-def to_instruction_table(ds: Dataset, spec: SourceSpec) -> Dataset:
-    """Rename the source's columns to instruction/output, check every value, drop the rest."""
-    mapping = {ours: spec.columns.get(ours, ours) for ours in COLUMNS}
-    for ours, theirs in mapping.items():
-        if theirs not in ds.column_names:
-            hint = f" (map it with columns: {{{ours}: <column>}})" if ours == theirs else ""
-            raise DataError(
-                f"data source '{spec.name}': column '{theirs}' missing{hint}; it has {ds.column_names}"
-            )
-    ds = ds.select_columns(list(mapping.values()))
-    ds = ds.rename_columns({theirs: ours for ours, theirs in mapping.items() if theirs != ours})
-    for column in COLUMNS:
-        values = ds[column]
-        bad = [i for i, v in enumerate(values) if not isinstance(v, str) or not v.strip()]
-        if bad:
-            raise DataError(
-                f"data source '{spec.name}': {len(bad)} row(s) with empty or non-text '{column}', "
-                f"first at row {bad[0]}; clean them or drop those rows"
-            )
-    if spec.limit is not None:
-        ds = ds.select(range(min(spec.limit, len(ds))))
-    if len(ds) == 0:
-        raise DataError(f"data source '{spec.name}' has no rows; check its split and limit")
-    return ds
+@dataclass
+class MixReport:
+    """Rows per source and what the checks did to each, in config order."""
+
+    stats: dict[str, SourceStats]
+
+    @property
+    def rows_per_source(self) -> dict[str, int]:
+        return {name: s.rows for name, s in self.stats.items()}
 
 
-def load_source(spec: SourceSpec) -> Dataset:
-    raw = read_local(Path(spec.path).expanduser(), spec.split) if spec.path else read_hub(spec)
-    table = to_instruction_table(raw, spec)
-    return table.add_column("source", [spec.name] * len(table))
-
-
-def load_mix(spec: DataSpec) -> tuple[Dataset, dict[str, int]]:
-    """Every source, validated and concatenated in config order; returns rows per source too."""
+def load_mix_report(spec: DataSpec, seed: int | None = None) -> tuple[Dataset, MixReport]:
+    """Every source, validated and concatenated in config order."""
     from datasets import concatenate_datasets
 
-    parts = [load_source(s) for s in each(spec.sources, "data source", label=lambda s: s.name)]
-    counts = {s.name: len(p) for s, p in zip(spec.sources, parts)}
-    return concatenate_datasets(parts), counts
+    parts, stats = [], {}
+    for source in each(spec.sources, "data source", label=lambda s: s.name):
+        part, stats[source.name] = load_checked(source, seed)
+        parts.append(part)
+    return concatenate_datasets(parts), MixReport(stats)
+
+
+def load_mix(spec: DataSpec, seed: int | None = None) -> tuple[Dataset, dict[str, int]]:
+    ds, report = load_mix_report(spec, seed)
+    return ds, report.rows_per_source

@@ -16,9 +16,14 @@ def _table(rows: dict[str, Any]) -> str:
 
 
 def _source(s: Any) -> str:
-    where = f"Hub `{s.hub_id}`" if s.hub_id else f"file `{s.path}`"
+    if s.hub_id:
+        where = f"Hub `{s.hub_id}`" + (f" (config `{s.config_name}`)" if s.config_name else "")
+    elif s.path:
+        where = f"file `{s.path}`"
+    else:
+        where = f"ZenML artifact `{s.artifact}`" + (f" version `{s.version}`" if s.version else "")
     extras = [f"split `{s.split}`"] + ([f"revision `{s.revision}`"] if s.revision else [])
-    extras += [f"first {s.limit} rows"] if s.limit else []
+    extras += [f"{s.limit} rows sampled" if s.limit else f"{s.fraction:.0%} of rows sampled"] if (s.limit or s.fraction) else []
     return f"- **{s.name}**: {where}, " + ", ".join(extras)
 
 
@@ -26,10 +31,11 @@ def render_card(
     model: ModelSpec,
     lora: LoraSpec,
     training: TrainingSpec,
-    data: DataSpec,
+    data: DataSpec | None,
     report: TrainReport,
     run_name: str,
 ) -> str:
+    sources = "\n".join(_source(s) for s in data.sources) if data else "- the dataset step of the pipeline that ran these steps"
     base = model.name + (f" (GGUF `{model.gguf_file}`, dequantized)" if model.gguf_file else "")
     mode = "QLoRA (4-bit NF4 base)" if report.mode == "qlora" else "LoRA (16-bit base)"
     hyper = {**{f"lora.{k}": v for k, v in lora.model_dump().items()},
@@ -57,7 +63,7 @@ The tokenizer's chat template renders the Alpaca prompt used in training; a resp
 
 ## Data
 
-{chr(10).join(_source(s) for s in data.sources)}
+{sources}
 
 Fingerprints of the exact rows (sha256 of their content, as the pipeline's cache keys them):
 

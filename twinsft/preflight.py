@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from twinsft.config import RunConfig
-from twinsft.data import LOCAL_SUFFIXES
-from twinsft.errors import ConfigError, DataError
+from twinsft.data import check_local_source
+from twinsft.errors import ConfigError
 from twinsft.export import hub_token
 from twinsft.gated import check_gated_access
 from twinsft.models import gguf_path
@@ -20,17 +20,10 @@ LOCAL_PREFIXES = ("/", "./", "../", "~")
 
 
 def check_data(cfg: RunConfig) -> None:
-    for i, source in enumerate(cfg.data.sources):
-        if not source.path:
-            continue
-        path = Path(source.path).expanduser()
-        if not path.is_file():
-            raise DataError(f"data.sources[{i}] '{source.name}': file '{path}' not found; fix its path")
-        if path.suffix.lower() not in LOCAL_SUFFIXES:
-            raise DataError(
-                f"data.sources[{i}] '{source.name}': '{path.suffix}' files are not supported; "
-                f"use {', '.join(LOCAL_SUFFIXES)}"
-            )
+    """Local files and folders get every data check here (light imports); Hub and artifact sources when loaded."""
+    for source in cfg.data.sources:
+        if source.path:
+            check_local_source(source)
 
 
 def check_model(cfg: RunConfig) -> None:

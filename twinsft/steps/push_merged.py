@@ -19,8 +19,8 @@ def push_merged(
     model: ModelSpec,
     lora: LoraSpec,
     training: TrainingSpec,
-    data: DataSpec,
     export: ExportSpec,
+    data: DataSpec | None = None,
 ) -> Annotated[ExportResult, ArtifactConfig(name="merged_model", artifact_type=ArtifactType.MODEL)]:
     """Merge into 16-bit weights, verify, save locally with a model card (always), push when export.push is on."""
     run_name = get_step_context().pipeline_run.name

@@ -1,0 +1,94 @@
+"""What a data mix is made of, as hashes: file contents, Hub identity, artifact version ids.
+
+The pipeline resolves this while it is being built and hands the mix fingerprint to `load_datasets`
+as a parameter, so it is part of that step's cache key: an edited file or a new artifact version
+reruns the step, an unchanged one does not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from twinsft.config import DataSpec, SourceSpec
+
+logger = logging.getLogger(__name__)
+CHUNK = 1 << 20
+
+
+def _hash_file(h: hashlib._Hash, path: Path) -> None:
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+
+
+def content_digest(path: Path) -> str:
+    """sha256 of a file, or of every file in a folder (relative names and contents, in name order)."""
+    h = hashlib.sha256()
+    if path.is_file():
+        _hash_file(h, path)
+    elif path.is_dir():
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(str(f.relative_to(path)).encode() + b"\0")
+            _hash_file(h, f)
+    else:
+        h.update(b"<missing>")
+    return h.hexdigest()
+
+
+def source_fingerprint(spec: SourceSpec, artifact_version_id: str | None = None) -> str:
+    """The source's settings plus what identifies its data (for Hub sources the settings are the identity:
+    id, config, split, revision)."""
+    h = hashlib.sha256(spec.model_dump_json().encode())
+    if spec.path:
+        h.update(content_digest(Path(spec.path).expanduser()).encode())
+    if spec.artifact:
+        h.update(str(artifact_version_id).encode())
+    return h.hexdigest()
+
+
+def mix_fingerprint(sources: dict[str, str]) -> str:
+    return hashlib.sha256("\n".join(f"{name}={fp}" for name, fp in sources.items()).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ResolvedData:
+    """The data section with every choice made (artifact versions pinned, sampling seeds filled in)."""
+
+    data: DataSpec
+    sources: dict[str, str]  # source name -> fingerprint, in config order
+    artifact_versions: dict[str, str] = field(default_factory=dict)  # source name -> artifact version id
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def fingerprint(self) -> str:
+        return mix_fingerprint(self.sources)
+
+
+def resolve_data(data: DataSpec, default_seed: int = 0) -> ResolvedData:
+    """Pin what `data` leaves open and fingerprint it. Artifact sources ask the active ZenML store."""
+    pinned, fingerprints, versions, warnings = [], {}, {}, []
+    for spec in data.sources:
+        update: dict = {}
+        if spec.samples and spec.seed is None:
+            update["seed"] = default_seed
+        version_id = None
+        if spec.artifact:
+            from twinsft.sources.artifact import find_version
+
+            found = find_version(spec)
+            update["version"] = str(found.version)
+            version_id = versions[spec.name] = str(found.id)
+        if spec.hub_id and not spec.revision:
+            warnings.append(
+                f"data source '{spec.name}': Hub dataset '{spec.hub_id}' has no revision pinned; a change on the Hub "
+                "will not rerun load_datasets (cached). Pin data.sources[].revision to a commit for exact reruns"
+            )
+        spec = spec.model_copy(update=update)
+        pinned.append(spec)
+        fingerprints[spec.name] = source_fingerprint(spec, version_id)
+    for message in warnings:
+        logger.warning(message)
+    return ResolvedData(data.model_copy(update={"sources": pinned}), fingerprints, versions, warnings)

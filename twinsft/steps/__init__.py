@@ -1,0 +1,10 @@
+"""The six ZenML steps of the SFT pipeline. Each is a thin wrapper over `twinsft`."""
+
+from twinsft.steps.format_alpaca import format_alpaca
+from twinsft.steps.load_datasets import load_datasets
+from twinsft.steps.push_merged import push_merged
+from twinsft.steps.smoke_generate import smoke_generate
+from twinsft.steps.split import split
+from twinsft.steps.train_sft import train_sft
+
+__all__ = ["format_alpaca", "load_datasets", "push_merged", "smoke_generate", "split", "train_sft"]
