@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 STEPS = ["load_datasets", "format_alpaca", "split", "train_sft", "smoke_generate", "push_merged"]
 OUTPUTS = {
-    "load_datasets": {"raw_dataset"}, "format_alpaca": {"sft_dataset"}, "split": {"train_dataset", "test_dataset"},
+    "load_datasets": {"raw_dataset", "dataset_card"}, "format_alpaca": {"sft_dataset"}, "split": {"train_dataset", "test_dataset"},
     "train_sft": {"lora_adapter", "train_report"}, "smoke_generate": {"smoke_generation"},
     "push_merged": {"merged_model"},
 }

@@ -89,7 +89,7 @@ def test_model_version_links_outputs_and_carries_eval_losses(runs):
 
     first, second, _, _ = runs
     client = Client()
-    expected = {"raw_dataset", "sft_dataset", "train_dataset", "test_dataset", "lora_adapter", "train_report",
+    expected = {"raw_dataset", "dataset_card", "sft_dataset", "train_dataset", "test_dataset", "lora_adapter", "train_report",
                 "smoke_generation", "merged_model"}
     report = fresh(first).steps["train_sft"].outputs["train_report"][0].load()
     for run in (first, second):  # a trained run and its fully cached rerun: each a version with everything
@@ -117,6 +117,13 @@ def test_artifacts_have_their_visualizations(runs):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
     card = load_artifact_visualization(report, kinds.index("markdown")).value
     assert "eval loss before -> after" in card
+
+    mix = run.steps["load_datasets"].outputs["dataset_card"][0]
+    assert [v.type.value for v in mix.visualizations] == ["markdown"]
+    shown = load_artifact_visualization(mix, 0).value
+    assert "## Rows per source" in shown and "## Length of the training text" in shown and "## Sample rows" in shown
+    for source in run.steps["load_datasets"].config.parameters["data"]["sources"]:
+        assert source["name"] in shown
 
     generation = run.steps["smoke_generate"].outputs["smoke_generation"][0]
     assert [v.type.value for v in generation.visualizations] == ["markdown"]

@@ -30,6 +30,9 @@ def statuses(run) -> dict[str, str]:
 
 @pytest.fixture
 def params(tmp_path, tiny_model_dir, data_files):
+    # Rows no other test trains on: the session shares one ZenML store, and the first run must be uncached.
+    with data_files[0].open("a") as fh:
+        fh.write(json.dumps({"instruction": "Which test is this?", "output": "The pipeline test."}) + "\n")
     return tiny_parameters(tiny_model_dir, *data_files, tmp_path)
 
 
@@ -41,10 +44,10 @@ def test_end_to_end_then_fully_cached(tmp_path, params):
     adapter = first.steps["train_sft"].outputs["lora_adapter"][0].load()
     assert (Path(adapter) / "adapter_model.safetensors").is_file()
     raw = first.steps["load_datasets"].outputs["raw_dataset"][0]
-    assert raw.run_metadata["rows_per_source"] == {"twin": 24, "general": 16}
+    assert raw.run_metadata["rows_per_source"] == {"twin": 25, "general": 16}  # 24 shared rows + its own
     train = first.steps["split"].outputs["train_dataset"][0].load()
     test = first.steps["split"].outputs["test_dataset"][0].load()
-    assert (len(train), len(test)) == (32, 8) and train[0]["text"].endswith("</s>")
+    assert (len(train), len(test)) == (33, 8) and train[0]["text"].endswith("</s>")
     generation = first.steps["smoke_generate"].outputs["smoke_generation"][0]
     assert isinstance(generation.load(), str) and "stopped_at_eos" in generation.run_metadata
     merged = first.steps["push_merged"].outputs["merged_model"][0].load()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -40,6 +41,19 @@ sys.exit(run.main(sys.argv[2:]))
 STEPS = ("load_datasets", "format_alpaca", "split", "train_sft", "smoke_generate", "push_merged")
 
 
+READER = """
+import json, sys
+from pathlib import Path
+from zenml.client import Client
+run, out = Client().get_pipeline_run(sys.argv[1]), Path(sys.argv[2])
+report = run.steps["train_sft"].outputs["train_report"][0]
+(out / "report.json").write_text(report.load().model_dump_json())
+for name, file in (("train_dataset", "train.parquet"), ("test_dataset", "test.parquet")):
+    run.steps["split"].outputs[name][0].load().to_parquet(str(out / file))
+print(json.dumps(report.run_metadata["resumed_from_step"]))
+"""
+
+
 def step_statuses(stdout: str) -> dict[str, str]:
     rows = [line.split() for line in stdout.splitlines()]  # run.py's summary table: step, status, ...
     return {row[0]: row[1] for row in rows if len(row) > 1 and row[0] in STEPS}
@@ -51,10 +65,9 @@ def run_name(stdout: str) -> str:
 
 
 def test_sigkill_mid_training_then_rerun_resumes_to_the_same_loss(tmp_path, tiny_model_dir, data_files):
-    from zenml.client import Client
 
     from twinsft.config import RunConfig
-    from twinsft.training import train_lora
+    from twinsft.training import TrainReport, train_lora
 
     params = tiny_parameters(tiny_model_dir, *data_files, tmp_path, max_steps=12, save_steps=3)
     config = tmp_path / "resume.yaml"
@@ -83,16 +96,21 @@ def test_sigkill_mid_training_then_rerun_resumes_to_the_same_loss(tmp_path, tiny
         "train_sft": "completed", "smoke_generate": "completed", "push_merged": "completed",
     }
     assert "resuming from" in rerun.stdout + rerun.stderr and "half-written checkpoint" in rerun.stdout + rerun.stderr
-    run = Client().get_pipeline_run(run_name(rerun.stdout))
-    report = run.steps["train_sft"].outputs["train_report"][0].load()
+    # Read the run in a new process: this one's SQLite connections may hold a snapshot from before it.
+    reader = subprocess.run([sys.executable, "-c", READER, run_name(rerun.stdout), str(tmp_path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert reader.returncode == 0, reader.stderr[-3000:]
+    report = TrainReport.model_validate_json((tmp_path / "report.json").read_text())
     assert report.resumed_from_step == 6 and report.steps == 12
-    assert run.steps["train_sft"].outputs["train_report"][0].run_metadata["resumed_from_step"] == 6
+    assert json.loads(reader.stdout.strip().splitlines()[-1]) == 6  # the step's metadata
     assert not run_folder.exists()  # removed once training succeeded (keep_checkpoints: false)
 
     # The uninterrupted run: same inputs through the same library function, fresh checkpoint folder.
+    from datasets import Dataset
+
     cfg = RunConfig.model_validate(params)
-    train = run.steps["split"].outputs["train_dataset"][0].load()
-    test = run.steps["split"].outputs["test_dataset"][0].load()
+    train = Dataset.from_parquet(str(tmp_path / "train.parquet"))
+    test = Dataset.from_parquet(str(tmp_path / "test.parquet"))
     fresh = cfg.training.model_copy(update={"checkpoint_dir": str(tmp_path / "fresh")})
     straight = train_lora(train, test, cfg.model, cfg.lora, fresh, tmp_path / "adapter")
     assert straight.resumed_from_step == 0
