@@ -61,7 +61,7 @@ def test_schema_defaults_match_the_recipe():
         ({"export": {"push": True}}, "export.repo_id must name the Hub repo"),
         ({"export": {"repo_id": "no-slash"}}, "must look like 'user/name'"),
         ({"data": {"sources": []}}, "parameters.data.sources: List should have at least 1 item"),
-        ({"data": {"sources": [{"name": "x"}]}}, "needs exactly one of hub_id or path"),
+        ({"data": {"sources": [{"name": "x"}]}}, "needs exactly one of hub_id, path or artifact"),
         ({"training": {"precision": "fp8"}}, "parameters.training.precision: Input should be"),
     ],
 )
