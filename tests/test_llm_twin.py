@@ -69,8 +69,9 @@ def test_trains_on_an_upstream_artifact_by_name_and_follows_new_versions(tmp_pat
 
 @step(output_materializers=DatasetMaterializer)
 def crawl_and_generate() -> Annotated[Dataset, "instruct_dataset"]:
-    """A parent project's own data step."""
-    return Dataset.from_list(TWIN_ROWS + GENERAL_ROWS)
+    """A parent project's own data step (rows in another order than test_pipeline's mix, so no step of that
+    module's runs can be served from this one's cache: caching follows content)."""
+    return Dataset.from_list(GENERAL_ROWS + TWIN_ROWS)
 
 
 def test_a_parent_pipeline_composes_our_steps_after_its_data_step(tmp_path, tiny_model_dir, data_files):
