@@ -134,18 +134,18 @@ def plan_batch(
     """The fastest split of `effective_batch` whose predicted peak fits `HEADROOM` of the card."""
     budget = card_gib * HEADROOM
     micro_batches = [m for m in range(effective_batch, 0, -1) if effective_batch % m == 0]
+
+    def peak_of(micro_batch: int, checkpointing: bool) -> float:
+        return predict_peak_gib(shape, seq_len=seq_len, micro_batch=micro_batch, checkpointing=checkpointing,
+                                load_in_4bit=load_in_4bit, lora_r=lora_r, targets=targets, backend=backend)
+
     # No checkpointing first (no recompute), then larger micro-batches (better GPU utilisation).
     for checkpointing in (False, True):
         for mb in micro_batches:
-            peak = predict_peak_gib(
-                shape, seq_len=seq_len, micro_batch=mb, checkpointing=checkpointing,
-                load_in_4bit=load_in_4bit, lora_r=lora_r, targets=targets, backend=backend,
-            )
+            peak = peak_of(mb, checkpointing)
             if peak <= budget:
                 why = "no recompute" if not checkpointing else "checkpointing: no micro-batch fits without it"
                 return BatchPlan(mb, effective_batch // mb, checkpointing, round(peak, 2), round(budget, 2),
                                  f"{why}; largest micro-batch under {HEADROOM:.0%} of {card_gib:.0f} GiB")
-    peak = predict_peak_gib(shape, seq_len=seq_len, micro_batch=1, checkpointing=True, load_in_4bit=load_in_4bit,
-                            lora_r=lora_r, targets=targets, backend=backend)
-    return BatchPlan(1, effective_batch, True, round(peak, 2), round(budget, 2),
+    return BatchPlan(1, effective_batch, True, round(peak_of(1, True), 2), round(budget, 2),
                      "nothing fits the budget: smallest footprint; expect out-of-memory (try QLoRA or shorter max_seq_length)")
