@@ -99,3 +99,22 @@ def test_qlora_without_cuda_is_a_clear_error(tmp_path, tiny_model_dir, text_spli
             train, test, ModelSpec(name=str(tiny_model_dir), load_in_4bit=True), LoraSpec(),
             training_spec(tmp_path), tmp_path / "a",
         )
+
+
+@pytest.mark.parametrize("packing", [True, False])
+def test_tokens_seen_are_exactly_the_training_tokens(tmp_path, tiny_model_dir, text_splits, packing):
+    """Packed batches are counted on the host (no GPU sync); padded ones still count only real tokens."""
+    from twinsft.training.sft import build_trainer
+    from twinsft.training.trainer import sft_trainer_class
+
+    train, _ = text_splits
+    setup = build_trainer(
+        train, None, ModelSpec(name=str(tiny_model_dir), max_seq_length=128), LoraSpec(r=4, alpha=8),
+        training_spec(tmp_path, max_steps=-1, num_train_epochs=2, packing=packing, per_device_train_batch_size=3),
+    )
+    trainer = setup.trainer
+    assert isinstance(trainer, sft_trainer_class())
+    trainer.train()
+    rows = trainer.train_dataset["input_ids"]  # tokenized (and packed, when packing) by SFTTrainer
+    assert packing == (len(rows) < len(train))
+    assert trainer.state.num_input_tokens_seen == 2 * sum(len(r) for r in rows)

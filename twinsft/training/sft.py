@@ -26,6 +26,7 @@ from twinsft.training.backends import load_trl, load_unsloth
 from twinsft.tracking import hf_report_to
 from twinsft.training.oom import explain_out_of_memory
 from twinsft.training.report import LossPoint, TrainReport
+from twinsft.training.trainer import sft_trainer_class
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -68,7 +69,8 @@ def sft_config(
         seed=training.seed,
         data_seed=training.seed,
         report_to=hf_report_to(training.report_to),  # Comet: twinsft.tracking drives it
-        include_num_input_tokens_seen="non_padding",
+        include_num_input_tokens_seen="non_padding",  # counted without a GPU sync: training/trainer.py
+        logging_nan_inf_filter=False,  # a NaN loss is shown, not replaced; the check cost a GPU sync per micro-batch
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
@@ -137,9 +139,7 @@ def build_trainer(
     set_seed(training.seed)  # LoRA init and data order
     loader = load_unsloth if backend == "unsloth" else load_trl
     peft_model, tokenizer = loader(model, lora, training, precision)
-    from trl import SFTTrainer  # patched by Unsloth when it was imported first
-
-    trainer = SFTTrainer(
+    trainer = sft_trainer_class()(
         model=peft_model,
         args=sft_config(model, training, precision, backend, output_dir or Path(training.checkpoint_dir)),
         train_dataset=train_ds,
