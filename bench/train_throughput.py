@@ -9,13 +9,18 @@ padding-free bfd packing of 2048-token sequences, adamw_8bit, bf16. Every traini
 than 2048 tokens, so each packed sequence is one full 2048-token sample, as in a bare loop.
 
 Cases (comma-separated):
-  <backend>-<lora|qlora>[-mb<k>][-nockpt][-plan]   backend unsloth or trl; effective batch 16 sequences;
-                                                    default micro-batch 2 with checkpointing (the
-                                                    reference); -plan lets twinsft.memory_plan choose
-  bare-<lora|qlora>-mb<k>[-nockpt]                 a bare Unsloth loop (no Trainer): the speed floor
-                                                    our step is held to
-tokens/s is the median over optimizer steps after --warmup steps; peak is torch's max allocated.
-Rows are appended to bench/results/<date>-<card>.json (same case replaced) and the table printed.
+  <backend>-<lora|qlora>[-mb<k>][-nockpt][-plan][-hfcount]
+                                   backend unsloth or trl; effective batch 16 sequences; default
+                                   micro-batch 2 with checkpointing (the reference); -plan lets
+                                   twinsft.memory_plan choose; -hfcount puts back transformers' token
+                                   count and NaN filter (a GPU sync per micro-batch), to measure them
+  bare-<lora|qlora>-mb<k>[-nockpt]  a bare Unsloth loop (no Trainer): the speed floor our step is held to
+A step is timed end to end, from one optimizer step's end to the next (GPU synchronised there):
+data loading, logging and callbacks included, as in a real run. tokens/s is the median over
+--steps steps after --warmup steps; peak is torch's max allocated. Rows are appended to
+bench/results/<date>-<card>.json (same case replaced) and the table printed. --profile DIR records
+one more step with torch.profiler per case, writes DIR/<case>.json.gz and prints where the GPU
+waited (bench/gpu_gaps.py).
 """
 
 from __future__ import annotations
@@ -36,15 +41,16 @@ REPO = Path(__file__).resolve().parents[1]
 SEQ_LEN = 2048
 EFFECTIVE_BATCH = 16
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-CASE = re.compile(r"^(?P<kind>unsloth|trl|bare)-(?P<mode>lora|qlora)(-mb(?P<mb>\d+))?(?P<nockpt>-nockpt)?(?P<plan>-plan)?$")
+CASE = re.compile(r"^(?P<kind>unsloth|trl|bare)-(?P<mode>lora|qlora)(-mb(?P<mb>\d+))?(?P<nockpt>-nockpt)?(?P<plan>-plan)?(?P<hfcount>-hfcount)?$")
 
 
 def parse_case(name: str) -> dict[str, Any]:
     m = CASE.match(name)
-    if not m or (m["kind"] == "bare" and m["plan"]):
+    if not m or (m["kind"] == "bare" and (m["plan"] or m["hfcount"])):
         raise SystemExit(f"error: unknown case '{name}'; see --help for the case grammar")
     return {"name": name, "kind": m["kind"], "mode": m["mode"], "micro_batch": int(m["mb"] or 2),
-            "checkpointing": not m["nockpt"], "plan": bool(m["plan"])}
+            "checkpointing": not m["nockpt"], "plan": bool(m["plan"]),
+            "hfcount": bool(m["hfcount"])}
 
 
 # ---------------------------------------------------------------- the child process: one case
@@ -68,12 +74,29 @@ def long_rows(tokenizer_dir: Path, n: int, seed: int = 0) -> list[str]:
 
 
 class StepTimer:
-    """Wall time and tokens of every optimizer step, synchronised with the GPU."""
+    """Wall time and tokens from each optimizer step's end to the next, synchronised with the GPU there.
 
-    def __init__(self) -> None:
-        self.steps: list[tuple[float, int]] = []
-        self._t = 0.0
-        self._tokens = 0
+    `profile_dir`: record the step after the last measured one with torch.profiler (not timed).
+    """
+
+    def __init__(self, measured_until: int, profile_dir: Path | None = None, name: str = "") -> None:
+        self.marks: list[tuple[float, int]] = []
+        self.measured_until, self.profile_dir, self.name = measured_until, profile_dir, name
+        self.profiler: Any = None
+
+    def steps(self, warmup: int) -> list[tuple[float, int]]:
+        marks = self.marks[max(warmup - 1, 0): self.measured_until]
+        return [(t1 - t0, n1 - n0) for (t0, n0), (t1, n1) in zip(marks, marks[1:])]
+
+    def mark(self, tokens: int) -> None:
+        _sync()
+        if self.profiler is not None:
+            self.profiler.stop()
+            self.trace = save_trace(self.profiler, self.profile_dir, self.name)
+            self.profiler = None
+        self.marks.append((time.perf_counter(), tokens))
+        if self.profile_dir and len(self.marks) == self.measured_until:
+            self.profiler = start_profiler()
 
     def callback(self) -> Any:
         from transformers import TrainerCallback
@@ -81,15 +104,33 @@ class StepTimer:
         timer = self
 
         class _Timer(TrainerCallback):
-            def on_step_begin(self, args, state, control, **kw):  # noqa: ANN001
-                _sync()
-                timer._t, timer._tokens = time.perf_counter(), int(state.num_input_tokens_seen or 0)
-
             def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
-                _sync()
-                timer.steps.append((time.perf_counter() - timer._t, int(state.num_input_tokens_seen) - timer._tokens))
+                timer.mark(int(state.num_input_tokens_seen or 0))
 
         return _Timer()
+
+
+def start_profiler() -> Any:
+    import torch
+
+    prof = torch.profiler.profile(
+        activities=[torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA], with_stack=True)
+    prof.start()
+    return prof
+
+
+def save_trace(prof: Any, out_dir: Path | None, name: str) -> Path:
+    import gzip
+    import shutil
+
+    assert out_dir is not None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    raw = out_dir / f"{name}.json"
+    prof.export_chrome_trace(str(raw))
+    with open(raw, "rb") as src, gzip.open(f"{raw}.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    raw.unlink()
+    return Path(f"{raw}.gz")
 
 
 def _sync() -> None:
@@ -99,7 +140,8 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def run_step_case(case: dict[str, Any], model_dir: Path, tokenizer_dir: Path, warmup: int, steps: int) -> dict:
+def run_step_case(case: dict[str, Any], model_dir: Path, tokenizer_dir: Path, warmup: int, steps: int,
+                  profile_dir: Path | None = None) -> dict:
     if case["kind"] == "unsloth":
         import unsloth  # noqa: F401  (before trl/transformers)
     import torch
@@ -114,21 +156,23 @@ def run_step_case(case: dict[str, Any], model_dir: Path, tokenizer_dir: Path, wa
     training = TrainingSpec(
         backend=case["kind"], per_device_train_batch_size=mb, gradient_accumulation_steps=EFFECTIVE_BATCH // mb,
         gradient_checkpointing=case["checkpointing"], memory_plan="auto" if case["plan"] else "off",
-        max_steps=warmup + steps, warmup_steps=1, logging_steps=1, report_to=[],
-        optim="adamw_8bit" if on_gpu else "adamw_torch", checkpoint_dir=f"/tmp/bench-{os.getpid()}",
+        max_steps=warmup + steps + (1 if profile_dir else 0), warmup_steps=1, logging_steps=1, report_to=[],
+        optim="adamw_8bit" if on_gpu else "adamw_torch", checkpoint_dir=str(REPO / "outputs" / "bench" / f"run-{os.getpid()}"),
     )
-    rows_needed = (warmup + steps + 1) * EFFECTIVE_BATCH
+    rows_needed = (warmup + steps + 2) * EFFECTIVE_BATCH
     train_ds = Dataset.from_dict({"text": long_rows(tokenizer_dir, rows_needed)})
-    timer = StepTimer()
+    timer = StepTimer(warmup + steps, profile_dir, case["name"])
     t0 = time.perf_counter()
     setup = build_trainer(train_ds, None, model, LoraSpec(r=32, alpha=32, target_modules=TARGETS), training,
                           callbacks=[timer.callback()])
     load_s = time.perf_counter() - t0
+    if case["hfcount"]:
+        put_back_hf_token_count(setup.trainer)
     if on_gpu:
         torch.cuda.reset_peak_memory_stats()
     setup.trainer.train()
     used = setup.training
-    return _result(case, timer.steps[warmup:], load_s, extra={
+    return _result(case, timer.steps(warmup), load_s, trace=getattr(timer, "trace", None), extra={
         "backend": setup.backend, "micro_batch": used.per_device_train_batch_size,
         "accumulation": used.gradient_accumulation_steps, "gradient_checkpointing": used.gradient_checkpointing,
         "plan": setup.plan.reason if setup.plan else "off",
@@ -137,12 +181,23 @@ def run_step_case(case: dict[str, Any], model_dir: Path, tokenizer_dir: Path, wa
     })
 
 
+def put_back_hf_token_count(trainer: Any) -> None:
+    """transformers' own per-micro-batch token count (a .item()) and NaN filter (a bool() of the loss)."""
+    import types
+
+    from transformers import Trainer
+
+    trainer._track_num_input_tokens = types.MethodType(Trainer._track_num_input_tokens, trainer)
+    trainer.args.logging_nan_inf_filter = True
+
+
 def _packed_row_tokens(trainer: Any) -> int:
     """Length of one packed training row (bfd packs whole samples up to max_length)."""
     return len(trainer.train_dataset[0]["input_ids"])
 
 
-def run_bare_case(case: dict[str, Any], model_dir: Path, warmup: int, steps: int) -> dict:
+def run_bare_case(case: dict[str, Any], model_dir: Path, warmup: int, steps: int,
+                  profile_dir: Path | None = None) -> dict:
     """A bare Unsloth loop on random tokens: forward, backward, 8-bit AdamW step every micro-batch."""
     import unsloth  # noqa: F401
     import bitsandbytes as bnb
@@ -160,22 +215,20 @@ def run_bare_case(case: dict[str, Any], model_dir: Path, warmup: int, steps: int
     opt = bnb.optim.AdamW8bit([p for p in model.parameters() if p.requires_grad], lr=3e-4, weight_decay=0.01)
     gen = torch.Generator(device="cuda").manual_seed(0)
     torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(warmup + steps):
+    timer = StepTimer(1 + warmup + steps, profile_dir, case["name"])  # a first mark before the loop
+    timer.mark(0)
+    for i in range(warmup + steps + (1 if profile_dir else 0)):
         ids = torch.randint(300, 32000, (case["micro_batch"], SEQ_LEN), device="cuda", generator=gen)
-        _sync()
-        t = time.perf_counter()
         model(input_ids=ids, labels=ids).loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        _sync()
-        times.append((time.perf_counter() - t, ids.numel()))
-    return _result(case, times[warmup:], load_s, extra={
+        timer.mark((i + 1) * ids.numel())
+    return _result(case, timer.steps(warmup + 1), load_s, trace=getattr(timer, "trace", None), extra={
         "backend": "unsloth (bare loop)", "micro_batch": case["micro_batch"], "accumulation": 1,
         "gradient_checkpointing": case["checkpointing"], "plan": "off", "packed_row_tokens": SEQ_LEN})
 
 
-def _result(case: dict, steps: list[tuple[float, int]], load_s: float, extra: dict) -> dict:
+def _result(case: dict, steps: list[tuple[float, int]], load_s: float, extra: dict, trace: Path | None = None) -> dict:
     import torch
 
     from twinsft.runtime import device_name, library_versions
@@ -187,6 +240,7 @@ def _result(case: dict, steps: list[tuple[float, int]], load_s: float, extra: di
         "step_s": round(statistics.median(s for s, _ in steps), 3),
         "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None,
         "load_s": round(load_s, 1), "seq_len": SEQ_LEN, "card": device_name(), "versions": library_versions(),
+        **({"trace": str(trace)} if trace else {}),
     }
 
 
@@ -227,9 +281,9 @@ def child(args: argparse.Namespace) -> None:
     else:
         case = parse_case(args.child)
         if case["kind"] == "bare":
-            result = run_bare_case(case, args.model_dir, args.warmup, args.steps)
+            result = run_bare_case(case, args.model_dir, args.warmup, args.steps, args.profile)
         else:
-            result = run_step_case(case, args.model_dir, args.tokenizer, args.warmup, args.steps)
+            result = run_step_case(case, args.model_dir, args.tokenizer, args.warmup, args.steps, args.profile)
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -238,7 +292,8 @@ def child(args: argparse.Namespace) -> None:
 
 def run_child(case: str, args: argparse.Namespace) -> dict | None:
     cmd = [sys.executable, "-m", "bench.train_throughput", "--child", case, "--model-dir", str(args.model_dir),
-           "--tokenizer", str(args.tokenizer), "--warmup", str(args.warmup), "--steps", str(args.steps)]
+           "--tokenizer", str(args.tokenizer), "--warmup", str(args.warmup), "--steps", str(args.steps),
+           *(["--profile", str(args.profile)] if args.profile else [])]
     print(f"== {case}", flush=True)
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
@@ -248,6 +303,10 @@ def run_child(case: str, args: argparse.Namespace) -> dict | None:
         return None
     result = json.loads(line[len("RESULT "):])
     print(f"   {result}", flush=True)
+    if result.get("trace"):
+        from bench.gpu_gaps import summarize
+
+        print(summarize(Path(result.pop("trace"))), flush=True)
     return result
 
 
@@ -279,13 +338,14 @@ def main() -> None:
     parser.add_argument("--cases", default="unsloth-lora,trl-lora,unsloth-qlora,trl-qlora,bare-lora-mb2,"
                         "unsloth-lora-plan,bare-lora-mb4-nockpt")
     parser.add_argument("--shape", default="llama-3.1-8b", help="a bench.random_llama shape")
-    parser.add_argument("--model-dir", type=Path, help="default /tmp/random-<shape>, created if missing")
+    parser.add_argument("--model-dir", type=Path, help="default outputs/bench/random-<shape>, created if missing")
     parser.add_argument("--tokenizer", type=Path, required=True, help="saved tokenizer (bench.random_llama)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="also profile one step per case into DIR")
     parser.add_argument("--child", metavar="CASE", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    args.model_dir = args.model_dir or Path(f"/tmp/random-{args.shape}")
+    args.model_dir = args.model_dir or REPO / "outputs" / "bench" / f"random-{args.shape}"
     if args.child:
         return child(args)
 

@@ -1,0 +1,26 @@
+"""The benchmark's profile reader, on a hand-made trace: idle GPU time is charged to the code that ran."""
+
+import json
+
+from bench.gpu_gaps import summarize
+
+
+def test_gpu_gaps_charges_idle_time_to_the_host_code_that_ran(tmp_path):
+    def x(cat, name, ts, dur):
+        return {"ph": "X", "cat": cat, "name": name, "ts": ts, "dur": dur}
+
+    events = [
+        x("kernel", "gemm", 0, 1000), x("kernel", "gemm", 900, 1100),  # overlap: one busy block 0-2000 us
+        x("kernel", "gemm", 5000, 1000),  # 3 ms idle before it
+        x("gpu_memcpy", "copy", 6500, 500),  # 0.5 ms idle before it
+        x("python_function", "/x/site-packages/transformers/trainer.py(1859): _track_num_input_tokens", 1900, 3050),
+        x("python_function", "/x/site-packages/torch/_tensor.py(10): item", 1950, 100),
+        x("python_function", "/x/twinsft/training/callbacks.py(40): on_log", 6000, 400),
+    ]
+    trace = tmp_path / "t.json"
+    trace.write_text(json.dumps({"traceEvents": events}))
+    out = summarize(trace)
+    assert "7.0 ms from first to last GPU work, GPU busy 50.0%" in out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "ms |" not in line]
+    assert rows[0] == "| 3.0 | 1 | transformers/trainer.py(1859): _track_num_input_tokens |"
+    assert rows[1] == "| 0.5 | 1 | twinsft/training/callbacks.py(40): on_log |"
