@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 tok=$1 logs=${2:-outputs/gpu-pipeline}
 mkdir -p "$logs"
-$PY -m bench.random_llama --shape smoke --tokenizer "$tok" --out /tmp/random-smoke >/dev/null || exit 1
+$PY -m bench.random_llama --shape smoke --tokenizer "$tok" --out outputs/bench/random-smoke >/dev/null || exit 1
 status=0
 for c in unsloth-lora unsloth-qlora trl-lora trl-qlora; do
   $PY run.py --config "bench/configs/smoke-$c.yaml" >"$logs/$c.log" 2>&1

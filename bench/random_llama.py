@@ -1,6 +1,6 @@
 """Llama-shaped checkpoints with random weights, for GPU runs where no weights can be downloaded.
 
-    python -m bench.random_llama --shape llama-3.1-8b --tokenizer DIR --out /tmp/llama8b
+    python -m bench.random_llama --shape llama-3.1-8b --tokenizer DIR --out outputs/bench/random-llama-3.1-8b
 
 The tokenizer comes from a directory the project saved (the demo model's converted tokenizer:
 `python -m bench.random_llama --export-tokenizer DIR` writes it on a machine with the demo package).
