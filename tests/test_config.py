@@ -98,3 +98,16 @@ def test_bad_files(tmp_path, text, message):
 def test_yaml_parameters_are_exactly_runconfig_sections():
     raw = yaml.safe_load((CONFIGS / "lora.yaml").read_text())
     assert set(raw["parameters"]) <= set(RunConfig.model_fields)
+
+
+def test_dataloader_workers_is_auto_or_a_count():
+    from pydantic import ValidationError
+
+    from twinsft.config import TrainingSpec
+    from twinsft.training.sft import dataloader_workers
+
+    assert TrainingSpec().dataloader_workers == "auto"
+    assert dataloader_workers(TrainingSpec(dataloader_workers=3)) == 3
+    for wrong in (-1, "many"):
+        with pytest.raises(ValidationError, match="dataloader_workers"):
+            TrainingSpec(dataloader_workers=wrong)

@@ -118,3 +118,15 @@ def test_tokens_seen_are_exactly_the_training_tokens(tmp_path, tiny_model_dir, t
     rows = trainer.train_dataset["input_ids"]  # tokenized (and packed, when packing) by SFTTrainer
     assert packing == (len(rows) < len(train))
     assert trainer.state.num_input_tokens_seen == 2 * sum(len(r) for r in rows)
+
+
+def test_collating_in_worker_processes_trains_on_the_same_batches(tmp_path, tiny_model_dir, text_splits):
+    """dataloader_workers (auto: 2 on CUDA) only moves collation out of the training process."""
+    train, test = text_splits
+    args = (ModelSpec(name=str(tiny_model_dir), max_seq_length=128), LoraSpec(r=4, alpha=8))
+    runs = [
+        train_lora(train, test, *args, training_spec(tmp_path, max_steps=4, dataloader_workers=w), tmp_path / f"w{w}")
+        for w in (0, 2)
+    ]
+    assert [p.loss for p in runs[0].train_losses] == pytest.approx([p.loss for p in runs[1].train_losses], rel=1e-5)
+    assert runs[0].train_tokens == runs[1].train_tokens > 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -174,6 +174,10 @@ class TrainingSpec(Section):
         "auto",
         description="auto (CUDA only): keep batch x accumulation, but pick the micro-batch and checkpointing "
         "that run fastest within the card's memory (twinsft/memory_plan.py); off: use the values as given.",
+    )
+    dataloader_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
+        "auto", description="Processes that collate the next batches while the GPU trains; auto: 2 on CUDA, "
+        "0 (collate in the training process) on CPU."
     )
     logging_steps: int = Field(1, gt=0)
     eval_steps: int | None = Field(None, gt=0, description="Evaluate every N steps; None: only before and after.")
