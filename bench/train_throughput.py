@@ -9,11 +9,13 @@ padding-free bfd packing of 2048-token sequences, adamw_8bit, bf16. Every traini
 than 2048 tokens, so each packed sequence is one full 2048-token sample, as in a bare loop.
 
 Cases (comma-separated):
-  <backend>-<lora|qlora>[-mb<k>][-nockpt][-plan][-hfcount]
+  <backend>-<lora|qlora>[-mb<k>][-nockpt][-plan][-hfcount][-nopack]
                                    backend unsloth or trl; effective batch 16 sequences; default
                                    micro-batch 2 with checkpointing (the reference); -plan lets
                                    twinsft.memory_plan choose; -hfcount puts back transformers' token
-                                   count and NaN filter (a GPU sync per micro-batch), to measure them
+                                   count and NaN filter (a GPU sync per micro-batch), to measure them;
+                                   -nopack trains on plain 2048-token rows (a diagnostic: every row
+                                   here is full, so packing saves nothing and the step runs unpacked)
   bare-<lora|qlora>-mb<k>[-nockpt]  a bare Unsloth loop (no Trainer): the speed floor our step is held to
 A step is timed end to end, from one optimizer step's end to the next (GPU synchronised there):
 data loading, logging and callbacks included, as in a real run. tokens/s is the median over
@@ -41,16 +43,16 @@ REPO = Path(__file__).resolve().parents[1]
 SEQ_LEN = 2048
 EFFECTIVE_BATCH = 16
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-CASE = re.compile(r"^(?P<kind>unsloth|trl|bare)-(?P<mode>lora|qlora)(-mb(?P<mb>\d+))?(?P<nockpt>-nockpt)?(?P<plan>-plan)?(?P<hfcount>-hfcount)?$")
+CASE = re.compile(r"^(?P<kind>unsloth|trl|bare)-(?P<mode>lora|qlora)(-mb(?P<mb>\d+))?(?P<nockpt>-nockpt)?(?P<plan>-plan)?(?P<hfcount>-hfcount)?(?P<nopack>-nopack)?$")
 
 
 def parse_case(name: str) -> dict[str, Any]:
     m = CASE.match(name)
-    if not m or (m["kind"] == "bare" and (m["plan"] or m["hfcount"])):
+    if not m or (m["kind"] == "bare" and (m["plan"] or m["hfcount"] or m["nopack"])):
         raise SystemExit(f"error: unknown case '{name}'; see --help for the case grammar")
     return {"name": name, "kind": m["kind"], "mode": m["mode"], "micro_batch": int(m["mb"] or 2),
             "checkpointing": not m["nockpt"], "plan": bool(m["plan"]),
-            "hfcount": bool(m["hfcount"])}
+            "hfcount": bool(m["hfcount"]), "nopack": bool(m["nopack"])}
 
 
 # ---------------------------------------------------------------- the child process: one case
@@ -156,8 +158,9 @@ def run_step_case(case: dict[str, Any], model_dir: Path, tokenizer_dir: Path, wa
     training = TrainingSpec(
         backend=case["kind"], per_device_train_batch_size=mb, gradient_accumulation_steps=EFFECTIVE_BATCH // mb,
         gradient_checkpointing=case["checkpointing"], memory_plan="auto" if case["plan"] else "off",
-        max_steps=warmup + steps + (1 if profile_dir else 0), warmup_steps=1, logging_steps=1, report_to=[],
-        optim="adamw_8bit" if on_gpu else "adamw_torch", checkpoint_dir=str(REPO / "outputs" / "bench" / f"run-{os.getpid()}"),
+        max_steps=warmup + steps + (1 if profile_dir else 0), warmup_steps=1, packing=not case["nopack"],
+        logging_steps=1, report_to=[], optim="adamw_8bit" if on_gpu else "adamw_torch",
+        checkpoint_dir=str(REPO / "outputs" / "bench" / f"run-{os.getpid()}"),
     )
     rows_needed = (warmup + steps + 2) * EFFECTIVE_BATCH
     train_ds = Dataset.from_dict({"text": long_rows(tokenizer_dir, rows_needed)})

@@ -65,9 +65,10 @@ def test_benchmark_flops_and_cases(tiny_model_dir):
     assert BENCH_TARGETS == TARGETS
     assert parse_case("unsloth-lora-mb4-nockpt") == {"name": "unsloth-lora-mb4-nockpt", "kind": "unsloth",
                                                      "mode": "lora", "micro_batch": 4, "checkpointing": False,
-                                                     "plan": False, "hfcount": False}
+                                                     "plan": False, "hfcount": False, "nopack": False}
     assert parse_case("unsloth-lora-plan-hfcount")["hfcount"]
-    for wrong in ("bare-lora-plan", "bare-lora-mb2-hfcount", "unsloth-lora-hfcount-plan"):
+    assert parse_case("unsloth-lora-plan-nopack")["nopack"]
+    for wrong in ("bare-lora-plan", "bare-lora-mb2-hfcount", "bare-lora-mb2-nopack", "unsloth-lora-hfcount-plan"):
         with pytest.raises(SystemExit):
             parse_case(wrong)
     shape = ModelShape.from_config(LlamaConfig.from_pretrained(tiny_model_dir))
