@@ -15,8 +15,13 @@ where bytes_per_token, in bf16 (2 bytes per element), is
                                                                      the logits exist, so the larger counts)
 d = hidden size, f = MLP size, L = layers, V = vocabulary. The (2d + 3.5f) per layer and the
 weights/LoRA terms reproduce the peaks of a bare Unsloth loop on an H100 for the Llama-3.1-8B
-shape within 1 GiB (tests/test_memory_plan.py; docs/benchmarks.md has our own measured peaks). TRL + PEFT keeps fp32 logits and their gradient and does not offload,
-so its per-token terms are larger (TRL_* below).
+shape within 1 GiB (tests/test_memory_plan.py; docs/benchmarks.md has our own measured peaks).
+
+TRL + PEFT is costed apart: eager layers keep more activations (TRL_LAYER_FACTOR), logits stay in
+fp32 with their gradient (TRL_LOGIT_BYTES), LoRA weights are fp32 (TRL_LORA_STATE_BYTES), and for
+QLoRA `prepare_model_for_kbit_training` upcasts every weight it does not quantise (embeddings, LM
+head, norms) to fp32. Fitted to TRL QLoRA at micro-batch 1 without checkpointing on an H100
+(27.4 GiB); with checkpointing the prediction stays above the measured peaks.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ LORA_STATE_BYTES = 8  # param + grad + two 8-bit Adam moments
 NF4_BYTES = 0.5 + 0.016  # 4-bit weights + double-quantised absmax
 FIXED_GIB = 0.25  # cuBLAS workspace, kernels' scratch, allocator rounding
 HEADROOM = 0.90  # keep 10% of the card free: fragmentation, other processes, eval batches
-TRL_LAYER_FACTOR = 1.5  # unfused eager activations versus Unsloth's fused kernels
+TRL_LAYER_FACTOR = 2.4  # unfused eager activations versus Unsloth's fused kernels (fitted, see above)
+TRL_LORA_STATE_BYTES = 10  # fp32 param + fp32 grad + two 8-bit Adam moments
 TRL_LOGIT_BYTES = 10  # bf16 logits + fp32 upcast + fp32 gradient, per vocabulary entry
 
 
@@ -104,13 +110,15 @@ def predict_peak_gib(
     targets: list[str] | tuple[str, ...],
     backend: str = "unsloth",
 ) -> float:
+    trl = backend == "trl"
     if load_in_4bit:
-        weights = shape.linear_params * NF4_BYTES + (shape.params - shape.linear_params) * 2
+        unquantised_bytes = 4 if trl else 2  # prepare_model_for_kbit_training upcasts them to fp32
+        weights = shape.linear_params * NF4_BYTES + (shape.params - shape.linear_params) * unquantised_bytes
     else:
         weights = shape.params * 2
-    lora_state = shape.lora_params(lora_r, targets) * LORA_STATE_BYTES
+    lora_state = shape.lora_params(lora_r, targets) * (TRL_LORA_STATE_BYTES if trl else LORA_STATE_BYTES)
     layer = (2 * shape.hidden + 3.5 * shape.intermediate) * 2
-    if backend == "trl":
+    if trl:
         layer *= TRL_LAYER_FACTOR
         logits = shape.vocab * TRL_LOGIT_BYTES
         per_token = logits + (shape.layers * layer if not checkpointing else layer + shape.layers * shape.hidden * 2)
