@@ -9,18 +9,16 @@ padding-free bfd packing of 2048-token sequences, adamw_8bit, bf16. Every traini
 than 2048 tokens, so each packed sequence is one full 2048-token sample, as in a bare loop.
 
 Cases (comma-separated):
-  <backend>-<lora|qlora>[-mb<k>][-nockpt][-plan][-hfcount][-nopack]
+  <backend>-<lora|qlora>[-mb<k>][-nockpt][-plan][-hfcount]
                                    backend unsloth or trl; effective batch 16 sequences; default
                                    micro-batch 2 with checkpointing (the reference); -plan lets
                                    twinsft.memory_plan choose; -hfcount puts back transformers' token
-                                   count and NaN filter (a GPU sync per micro-batch), to measure them;
-                                   -nopack trains on plain 2048-token rows (a diagnostic: every row
-                                   here is full, so packing saves nothing and the step runs unpacked)
+                                   count and NaN filter (a GPU sync per micro-batch), to measure them
   bare-<lora|qlora>-mb<k>[-nockpt]  a bare Unsloth loop (no Trainer): the speed floor our step is held to
 A step is timed end to end, from one optimizer step's end to the next (GPU synchronised there):
 data loading, logging and callbacks included, as in a real run. tokens/s is the median over
---steps steps after --warmup steps; peak is torch's max allocated. Rows are appended to
-bench/results/<date>-<card>.json (same case replaced) and the table printed. --profile DIR records
+--steps steps after --warmup steps; peak is torch's max allocated. Each invocation is appended
+to bench/results/<date>-<card>.json as one run (compare rows only within a run) and its table printed. --profile DIR records
 one more step with torch.profiler per case, writes DIR/<case>.json.gz and prints where the GPU
 waited (bench/gpu_gaps.py).
 """
@@ -43,16 +41,16 @@ REPO = Path(__file__).resolve().parents[1]
 SEQ_LEN = 2048
 EFFECTIVE_BATCH = 16
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-CASE = re.compile(r"^(?P<kind>unsloth|trl|bare)-(?P<mode>lora|qlora)(-mb(?P<mb>\d+))?(?P<nockpt>-nockpt)?(?P<plan>-plan)?(?P<hfcount>-hfcount)?(?P<nopack>-nopack)?$")
+CASE = re.compile(r"^(?P<kind>unsloth|trl|bare)-(?P<mode>lora|qlora)(-mb(?P<mb>\d+))?(?P<nockpt>-nockpt)?(?P<plan>-plan)?(?P<hfcount>-hfcount)?$")
 
 
 def parse_case(name: str) -> dict[str, Any]:
     m = CASE.match(name)
-    if not m or (m["kind"] == "bare" and (m["plan"] or m["hfcount"] or m["nopack"])):
+    if not m or (m["kind"] == "bare" and (m["plan"] or m["hfcount"])):
         raise SystemExit(f"error: unknown case '{name}'; see --help for the case grammar")
     return {"name": name, "kind": m["kind"], "mode": m["mode"], "micro_batch": int(m["mb"] or 2),
             "checkpointing": not m["nockpt"], "plan": bool(m["plan"]),
-            "hfcount": bool(m["hfcount"]), "nopack": bool(m["nopack"])}
+            "hfcount": bool(m["hfcount"])}
 
 
 # ---------------------------------------------------------------- the child process: one case
@@ -158,7 +156,7 @@ def run_step_case(case: dict[str, Any], model_dir: Path, tokenizer_dir: Path, wa
     training = TrainingSpec(
         backend=case["kind"], per_device_train_batch_size=mb, gradient_accumulation_steps=EFFECTIVE_BATCH // mb,
         gradient_checkpointing=case["checkpointing"], memory_plan="auto" if case["plan"] else "off",
-        max_steps=warmup + steps + (1 if profile_dir else 0), warmup_steps=1, packing=not case["nopack"],
+        max_steps=warmup + steps + (1 if profile_dir else 0), warmup_steps=1,
         logging_steps=1, report_to=[], optim="adamw_8bit" if on_gpu else "adamw_torch",
         checkpoint_dir=str(REPO / "outputs" / "bench" / f"run-{os.getpid()}"),
     )
@@ -352,25 +350,27 @@ def main() -> None:
     if args.child:
         return child(args)
 
-    from bench.random_llama import make_random_llama
-
     cases = [parse_case(c)["name"] for c in args.cases.split(",") if c]
-    make_random_llama(args.shape, args.model_dir, args.tokenizer)
+    # In a process of its own: building it here would leave this process holding GPU memory that
+    # every case then lacks (seen: a case ran out of memory beside 31 GiB held by the parent).
+    subprocess.run([sys.executable, "-m", "bench.random_llama", "--shape", args.shape, "--tokenizer",
+                    str(args.tokenizer), "--out", str(args.model_dir)], cwd=REPO, check=True)
     matmul = run_child("matmul", args)
     new = [{**r, "model_shape": args.shape} for r in (run_child(c, args) for c in cases) if r]
     if not new:
         raise SystemExit("no case finished")
+    run = {"run": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
+           "bf16_matmul_tflops": (matmul or {}).get("tflops", 0.0), "rows": new}
     path = results_path(new[0]["card"])
-    saved = json.loads(path.read_text()) if path.exists() else {"rows": []}
-    done = {r["case"] for r in new}
+    saved = json.loads(path.read_text()) if path.exists() else {"runs": []}
     shape = {"name": args.shape, "flops_per_token": flops_per_token(args.model_dir)}
-    saved = {"card": new[0]["card"], "model_shape": shape,
-             "bf16_matmul_tflops": (matmul or {}).get("tflops") or saved.get("bf16_matmul_tflops", 0.0),
-             "effective_batch": EFFECTIVE_BATCH, "seq_len": SEQ_LEN,
-             "rows": [r for r in saved["rows"] if r["case"] not in done] + new}
+    # One entry per invocation: rows are compared only within a run (one machine, one session).
+    saved = {"card": new[0]["card"], "model_shape": shape, "effective_batch": EFFECTIVE_BATCH, "seq_len": SEQ_LEN,
+             "runs": [*saved["runs"], run]}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(saved, indent=1) + "\n")
-    print(table(saved["rows"], saved["bf16_matmul_tflops"], shape["flops_per_token"]))
+    print(f"run {run['run']}")
+    print(table(new, run["bf16_matmul_tflops"], shape["flops_per_token"]))
     print(f"rows written to {path.relative_to(REPO)}")
 
 
