@@ -18,9 +18,9 @@ Cases (comma-separated):
 A step is timed end to end, from one optimizer step's end to the next (GPU synchronised there):
 data loading, logging and callbacks included, as in a real run. tokens/s is the median over
 --steps steps after --warmup steps; peak is torch's max allocated. Each invocation is appended
-to bench/results/<date>-<card>.json as one run (compare rows only within a run) and its table printed. --profile DIR records
-one more step with torch.profiler per case, writes DIR/<case>.json.gz and prints where the GPU
-waited (bench/gpu_gaps.py).
+to bench/results/<date>-<card>.json as one run (compare rows only within a run) and its table
+printed. --profile DIR records one more step per case with torch.profiler, writes
+DIR/<case>.json.gz and prints where the GPU waited (bench/gpu_gaps.py).
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ class StepTimer:
         self.marks: list[tuple[float, int]] = []
         self.measured_until, self.profile_dir, self.name = measured_until, profile_dir, name
         self.profiler: Any = None
+        self.trace: Path | None = None
 
     def steps(self, warmup: int) -> list[tuple[float, int]]:
         marks = self.marks[max(warmup - 1, 0): self.measured_until]
@@ -173,7 +174,7 @@ def run_step_case(case: dict[str, Any], model_dir: Path, tokenizer_dir: Path, wa
         torch.cuda.reset_peak_memory_stats()
     setup.trainer.train()
     used = setup.training
-    return _result(case, timer.steps(warmup), load_s, trace=getattr(timer, "trace", None), extra={
+    return _result(case, timer.steps(warmup), load_s, trace=timer.trace, extra={
         "backend": setup.backend, "micro_batch": used.per_device_train_batch_size,
         "accumulation": used.gradient_accumulation_steps, "gradient_checkpointing": used.gradient_checkpointing,
         "plan": setup.plan.reason if setup.plan else "off",
@@ -224,7 +225,7 @@ def run_bare_case(case: dict[str, Any], model_dir: Path, warmup: int, steps: int
         opt.step()
         opt.zero_grad(set_to_none=True)
         timer.mark((i + 1) * ids.numel())
-    return _result(case, timer.steps(warmup + 1), load_s, trace=getattr(timer, "trace", None), extra={
+    return _result(case, timer.steps(warmup + 1), load_s, trace=timer.trace, extra={
         "backend": "unsloth (bare loop)", "micro_batch": case["micro_batch"], "accumulation": 1,
         "gradient_checkpointing": case["checkpointing"], "plan": "off", "packed_row_tokens": SEQ_LEN})
 
