@@ -217,15 +217,14 @@ def run_bare_case(case: dict[str, Any], model_dir: Path, warmup: int, steps: int
     opt = bnb.optim.AdamW8bit([p for p in model.parameters() if p.requires_grad], lr=3e-4, weight_decay=0.01)
     gen = torch.Generator(device="cuda").manual_seed(0)
     torch.cuda.reset_peak_memory_stats()
-    timer = StepTimer(1 + warmup + steps, profile_dir, case["name"])  # a first mark before the loop
-    timer.mark(0)
+    timer = StepTimer(warmup + steps, profile_dir, case["name"])  # marked like the Trainer: at each step's end
     for i in range(warmup + steps + (1 if profile_dir else 0)):
         ids = torch.randint(300, 32000, (case["micro_batch"], SEQ_LEN), device="cuda", generator=gen)
         model(input_ids=ids, labels=ids).loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         timer.mark((i + 1) * ids.numel())
-    return _result(case, timer.steps(warmup + 1), load_s, trace=timer.trace, extra={
+    return _result(case, timer.steps(warmup), load_s, trace=timer.trace, extra={
         "backend": "unsloth (bare loop)", "micro_batch": case["micro_batch"], "accumulation": 1,
         "gradient_checkpointing": case["checkpointing"], "plan": "off", "packed_row_tokens": SEQ_LEN})
 
