@@ -52,7 +52,7 @@ def make_random_llama(shape: str, out: Path, tokenizer_dir: Path, seed: int = 0)
 
 def export_demo_tokenizer(out: Path) -> Path:
     """The embedded demo model's tokenizer (pad and EOS fixed by the project), saved on its own."""
-    from twinsft.configfile import load_run_config
+    from twinsft.cli.config_file import load_run_config
     from twinsft.models import load_tokenizer
 
     _, cfg = load_run_config("demo.yaml")

@@ -4,7 +4,7 @@
 
 Each case runs in its own process (Unsloth patches transformers on import, so a TRL + PEFT
 baseline must never share a process with it) and builds its trainer with
-`twinsft.training.sft.build_trainer`, the function the pipeline step calls: same SFTConfig,
+`twinsft.training.fine_tune.build_trainer`, the function the pipeline step calls: same SFTConfig,
 padding-free bfd packing of 2048-token sequences, adamw_8bit, bf16. Every training row is longer
 than 2048 tokens, so each packed sequence is one full 2048-token sample, as in a bare loop.
 
@@ -12,7 +12,7 @@ Cases (comma-separated):
   <backend>-<lora|qlora>[-mb<k>][-nockpt][-plan][-hfcount]
                                    backend unsloth or trl; effective batch 16 sequences; default
                                    micro-batch 2 with checkpointing (the reference); -plan lets
-                                   twinsft.memory_plan choose; -hfcount puts back transformers' token
+                                   twinsft.training.memory_plan choose; -hfcount puts back transformers' token
                                    count and NaN filter (a GPU sync per micro-batch), to measure them
   bare-<lora|qlora>-mb<k>[-nockpt]  a bare Unsloth loop (no Trainer): the speed floor our step is held to
 A step is timed end to end, from one optimizer step's end to the next (GPU synchronised there):
@@ -37,10 +37,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from twinsft.config import LLAMA_LINEAR_MODULES
+
 REPO = Path(__file__).resolve().parents[1]
 SEQ_LEN = 2048
 EFFECTIVE_BATCH = 16
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+TARGETS = LLAMA_LINEAR_MODULES  # the recipe's LoRA targets: all seven linear projections
 CASE = re.compile(r"^(?P<kind>unsloth|trl|bare)-(?P<mode>lora|qlora)(-mb(?P<mb>\d+))?(?P<nockpt>-nockpt)?(?P<plan>-plan)?(?P<hfcount>-hfcount)?$")
 
 
@@ -149,7 +151,7 @@ def run_step_case(case: dict[str, Any], model_dir: Path, tokenizer_dir: Path, wa
     from datasets import Dataset
 
     from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
-    from twinsft.training.sft import build_trainer
+    from twinsft.training.fine_tune import build_trainer
 
     on_gpu = torch.cuda.is_available()
     mb = case["micro_batch"]
@@ -206,11 +208,14 @@ def run_bare_case(case: dict[str, Any], model_dir: Path, warmup: int, steps: int
     import torch
     from unsloth import FastLanguageModel
 
+    from twinsft.config import LoraSpec
+    from twinsft.training.backends import peft_lora_kwargs
+
     t0 = time.perf_counter()
     model, _ = FastLanguageModel.from_pretrained(model_name=str(model_dir), max_seq_length=SEQ_LEN,
                                                  load_in_4bit=case["mode"] == "qlora", dtype=torch.bfloat16)
     model = FastLanguageModel.get_peft_model(
-        model, r=32, lora_alpha=32, lora_dropout=0.0, bias="none", target_modules=TARGETS, random_state=0,
+        model, **peft_lora_kwargs(LoraSpec(r=32, alpha=32, target_modules=TARGETS)), random_state=0,
         use_gradient_checkpointing="unsloth" if case["checkpointing"] else False)
     load_s = time.perf_counter() - t0
     model.train()
@@ -269,7 +274,7 @@ def flops_per_token(model_dir: Path, lora_r: int = 32) -> float:
     N = parameters in matrix products (all linear layers and the LM head, not the embedding lookup)."""
     from transformers import AutoConfig
 
-    from twinsft.memory_plan import ModelShape
+    from twinsft.training.memory_plan import ModelShape
 
     shape = ModelShape.from_config(AutoConfig.from_pretrained(str(model_dir)))
     n_matmul = shape.linear_params + shape.vocab * shape.hidden

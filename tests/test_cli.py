@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import tiny_parameters
+from tests.helpers import tiny_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import tiny_parameters
+from tests.helpers import tiny_parameters
 from tests.test_cli import run_cli, write_config
 
 

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from twinsft.config import LLAMA_LINEAR_MODULES, RunConfig
-from twinsft.configfile import load_run_config, parse_parameters, resolve_config_path
+from twinsft.cli.config_file import load_run_config, parse_parameters, resolve_config_path
 from twinsft.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,7 +104,7 @@ def test_dataloader_workers_is_auto_or_a_count():
     from pydantic import ValidationError
 
     from twinsft.config import TrainingSpec
-    from twinsft.training.sft import dataloader_workers
+    from twinsft.training.sft_config import dataloader_workers
 
     assert TrainingSpec().dataloader_workers == "auto"
     assert dataloader_workers(TrainingSpec(dataloader_workers=3)) == 3

@@ -3,9 +3,9 @@ import json
 import pytest
 from datasets import Dataset
 
-from tests.conftest import GENERAL_ROWS, TWIN_ROWS, write_jsonl
+from tests.helpers import GENERAL_ROWS, TWIN_ROWS, write_jsonl
 from twinsft.config import DataSpec, SourceSpec
-from twinsft.data import load_mix, load_source
+from tests.helpers import load_mix, load_source
 from twinsft.errors import DataError
 
 

@@ -2,10 +2,10 @@
 
 import re
 
-from tests.conftest import GENERAL_ROWS, TWIN_ROWS, write_jsonl
+from tests.helpers import GENERAL_ROWS, TWIN_ROWS, write_jsonl
 from twinsft.config import DataSpec, SourceSpec
-from twinsft.data import load_mix_report
-from twinsft.dataset_card import build_card, histogram, length_summary, training_texts
+from twinsft.data.mix import load_mix_report
+from twinsft.data.dataset_card import build_card, histogram, length_summary, training_texts
 
 
 def mix(tmp_path):

@@ -3,16 +3,16 @@
 import pytest
 from datasets import Dataset
 
-from tests.conftest import GENERAL_ROWS, TWIN_ROWS
+from tests.helpers import GENERAL_ROWS, TWIN_ROWS
 from tests.test_training import text_splits, training_spec  # noqa: F401  (module fixture)
 from twinsft.config import LoraSpec, ModelSpec
-from twinsft.formatting import format_alpaca, split_dataset
-from twinsft.materializers import content_hash
+from twinsft.data.formatting import render_alpaca, split_dataset
+from twinsft.data.hashing import content_hash
 from twinsft.training import train_lora
 
 
 def test_split_depends_only_on_the_seed():
-    ds = format_alpaca(Dataset.from_list(TWIN_ROWS + GENERAL_ROWS), eos_token="</s>")
+    ds = render_alpaca(Dataset.from_list(TWIN_ROWS + GENERAL_ROWS), eos_token="</s>")
     a, b, c = (split_dataset(ds, test_size=0.2, seed=s) for s in (0, 0, 1))
     assert [content_hash(x) for x in a] == [content_hash(x) for x in b]
     assert list(a[1]["text"]) == list(b[1]["text"])

@@ -18,7 +18,7 @@ from typing import Any, Callable, NamedTuple
 import pytest
 import yaml
 
-from tests.conftest import tiny_parameters
+from tests.helpers import tiny_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "datasets", "transformers", "trl", "peft", "accelerate", "zenml")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.conftest import GENERAL_ROWS
+from tests.helpers import GENERAL_ROWS
 from tests.fake_hub import FakeHub
 from tests.test_generation_export import adapter_dir  # noqa: F401  (module fixture: a LoRA with real updates)
 from twinsft.config import ExportSpec, ModelSpec
-from twinsft.export import PushError, cast_weights, export_merged
-from twinsft.export_check import ExportMismatch, check_reload, greedy_tokens, probe_ids
+from twinsft.export import PushError, export_merged
+from twinsft.export.merge import PROBE_TOKENS, ExportMismatch, cast_weights, check_reload, probe_ids
+from twinsft.generation.greedy import greedy_ids
 from twinsft.prompts import ALPACA
 
 
@@ -52,7 +53,7 @@ def test_merge_matches_the_adapter_model_and_the_reloaded_copy_generates_the_sam
     in_memory = cast_weights(merged32, torch.bfloat16)  # as loading with dtype= does (RoPE buffers stay fp32)
     saved = AutoModelForCausalLM.from_pretrained(tmp_path / "m", dtype=torch.bfloat16)
     probe = probe_ids(tok, "cpu")
-    assert greedy_tokens(saved, tok, probe, 12) == greedy_tokens(in_memory, tok, probe, 12)
+    assert greedy_ids(saved, tok, probe, 12) == greedy_ids(in_memory, tok, probe, 12)
 
 
 def test_saved_chat_template_renders_exactly_the_training_text(tiny_model_dir, adapter_dir, tmp_path):
@@ -74,8 +75,8 @@ def test_reload_check_fails_when_the_saved_model_differs(tiny_model_dir, adapter
     export_merged(ModelSpec(name=str(tiny_model_dir)), adapter_dir, ExportSpec(output_dir=str(tmp_path / "m")))
     tok = AutoTokenizer.from_pretrained(tmp_path / "m")
     probe = probe_ids(tok, "cpu")
-    tuned = greedy_tokens(AutoModelForCausalLM.from_pretrained(tmp_path / "m"), tok, probe)
-    untuned = greedy_tokens(AutoModelForCausalLM.from_pretrained(tiny_model_dir), tok, probe)
+    tuned = greedy_ids(AutoModelForCausalLM.from_pretrained(tmp_path / "m"), tok, probe, PROBE_TOKENS)
+    untuned = greedy_ids(AutoModelForCausalLM.from_pretrained(tiny_model_dir), tok, probe, PROBE_TOKENS)
     assert tuned != untuned
     check_reload(tuned, list(tuned), "x")
     with pytest.raises(ExportMismatch, match="after reloading"):

@@ -1,6 +1,6 @@
 from datasets import Dataset
 
-from twinsft.formatting import format_alpaca, split_dataset
+from twinsft.data.formatting import render_alpaca, split_dataset
 from twinsft.prompts import ALPACA
 
 EXPECTED = (
@@ -11,7 +11,7 @@ EXPECTED = (
 
 def test_alpaca_text_is_the_reference_template_with_eos():
     ds = Dataset.from_list([{"instruction": "Say hi.", "output": "Hi!", "source": "x"}])
-    out = format_alpaca(ds, eos_token="</s>")
+    out = render_alpaca(ds, eos_token="</s>")
     assert out.column_names == ["text"]
     assert out[0]["text"] == EXPECTED
 
@@ -25,7 +25,7 @@ def test_formatted_text_tokenizes_to_end_with_the_eos_id(tiny_model_dir):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    ds = format_alpaca(Dataset.from_list([{"instruction": "Say hi.", "output": "Hi!"}]), eos_token=tok.eos_token)
+    ds = render_alpaca(Dataset.from_list([{"instruction": "Say hi.", "output": "Hi!"}]), eos_token=tok.eos_token)
     assert tok(ds[0]["text"], add_special_tokens=False)["input_ids"][-1] == tok.eos_token_id
 
 

@@ -9,7 +9,7 @@ import torch
 from twinsft.config import ExportSpec, LoraSpec, ModelSpec
 from twinsft.errors import ConfigError
 from twinsft.export import PushError, export_merged
-from twinsft.generation import generate, load_adapted
+from twinsft.generation.greedy import generate, load_adapted
 from twinsft.prompts import ALPACA
 
 

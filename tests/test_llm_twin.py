@@ -9,9 +9,9 @@ from datasets import Dataset
 from zenml import pipeline, step
 from zenml.client import Client
 
-from tests.conftest import GENERAL_ROWS, TWIN_ROWS, tiny_parameters
-from twinsft.configfile import parse_parameters
-from twinsft.materializers import DatasetMaterializer
+from tests.helpers import GENERAL_ROWS, TWIN_ROWS, tiny_parameters
+from twinsft.cli.config_file import parse_parameters
+from twinsft.steps.dataset_materializer import DatasetMaterializer
 
 ARTIFACT = "llmtwin_instruct_dataset"
 OURS = ["load_datasets", "format_alpaca", "split", "train_sft", "smoke_generate", "push_merged"]

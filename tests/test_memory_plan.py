@@ -6,11 +6,17 @@ from transformers import LlamaConfig
 from bench.random_llama import SHAPES
 from bench.train_throughput import flops_per_token, parse_case
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
-from twinsft.memory_plan import ModelShape, plan_batch, predict_peak_gib
-from twinsft.training.sft import plan_memory
+from twinsft.training.memory_plan import ModelShape, Workload, plan_batch, predict_peak_gib
+from twinsft.training.fine_tune import plan_memory
 
 LLAMA_8B = ModelShape.from_config(LlamaConfig(**SHAPES["llama-3.1-8b"]))
 TARGETS = LoraSpec().target_modules
+
+
+def llama_8b(load_in_4bit: bool, backend: str = "unsloth") -> Workload:
+    """Llama-3.1-8B, 2048 tokens per sequence, LoRA r=32 on all seven projections."""
+    return Workload(LLAMA_8B, seq_len=2048, load_in_4bit=load_in_4bit, lora_r=32, targets=tuple(TARGETS),
+                    backend=backend)
 
 
 def test_shape_counts_match_llama_3_1_8b():
@@ -28,8 +34,7 @@ MEASURED = [  # micro-batch, checkpointing, 4-bit, GiB
 
 @pytest.mark.parametrize("mb,ckpt,four_bit,measured", MEASURED)
 def test_prediction_is_close_and_never_far_below_the_measured_peak(mb, ckpt, four_bit, measured):
-    predicted = predict_peak_gib(LLAMA_8B, seq_len=2048, micro_batch=mb, checkpointing=ckpt,
-                                 load_in_4bit=four_bit, lora_r=32, targets=TARGETS)
+    predicted = predict_peak_gib(llama_8b(four_bit), micro_batch=mb, checkpointing=ckpt)
     assert measured - 0.3 <= predicted <= measured + 1.0
 
 
@@ -43,16 +48,14 @@ TRL_MEASURED = [  # micro-batch, checkpointing, 4-bit, GiB
 
 @pytest.mark.parametrize("mb,ckpt,four_bit,measured", TRL_MEASURED)
 def test_trl_prediction_is_never_below_the_measured_peak(mb, ckpt, four_bit, measured):
-    predicted = predict_peak_gib(LLAMA_8B, seq_len=2048, micro_batch=mb, checkpointing=ckpt,
-                                 load_in_4bit=four_bit, lora_r=32, targets=TARGETS, backend="trl")
+    predicted = predict_peak_gib(llama_8b(four_bit, backend="trl"), micro_batch=mb, checkpointing=ckpt)
     assert measured <= predicted <= measured + (1.0 if not ckpt else 5.0)
 
 
 def test_trl_qlora_plan_on_an_h100_avoids_the_split_that_ran_out_of_memory():
     # The first TRL terms planned 4 x 4 without checkpointing (58.7 GiB predicted); on an H100 it
     # ran out of memory with 76 GiB allocated.
-    plan = plan_batch(LLAMA_8B, effective_batch=16, seq_len=2048, card_gib=79.18, load_in_4bit=True,
-                      lora_r=32, targets=TARGETS, backend="trl")
+    plan = plan_batch(llama_8b(True, backend="trl"), effective_batch=16, card_gib=79.18)
     assert (plan.micro_batch, plan.gradient_checkpointing) == (2, False)
     assert plan.predicted_peak_gib == pytest.approx(27.38 + 19.1, abs=1.5)  # one more micro-batch's activations
 
@@ -64,16 +67,14 @@ def test_trl_qlora_plan_on_an_h100_avoids_the_split_that_ran_out_of_memory():
     (24.0, True, (2, 8, False)),    # QLoRA frees enough for no recompute there
 ])
 def test_plan_keeps_the_effective_batch_and_fits_the_card(card_gib, four_bit, expected):
-    plan = plan_batch(LLAMA_8B, effective_batch=16, seq_len=2048, card_gib=card_gib, load_in_4bit=four_bit,
-                      lora_r=32, targets=TARGETS)
+    plan = plan_batch(llama_8b(four_bit), effective_batch=16, card_gib=card_gib)
     assert (plan.micro_batch, plan.accumulation, plan.gradient_checkpointing) == expected
     assert plan.micro_batch * plan.accumulation == 16
     assert plan.predicted_peak_gib <= 0.9 * card_gib
 
 
 def test_plan_on_a_card_too_small_says_so():
-    plan = plan_batch(LLAMA_8B, effective_batch=16, seq_len=2048, card_gib=8.0, load_in_4bit=False,
-                      lora_r=32, targets=TARGETS)
+    plan = plan_batch(llama_8b(False), effective_batch=16, card_gib=8.0)
     assert (plan.micro_batch, plan.gradient_checkpointing) == (1, True)
     assert "expect out-of-memory" in plan.reason
 

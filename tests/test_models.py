@@ -4,7 +4,7 @@ import pytest
 from datasets import Dataset
 
 from twinsft.config import ModelSource
-from twinsft.materializers import content_hash
+from twinsft.data.hashing import content_hash
 from twinsft.models import load_tokenizer, prepare_tokenizer, resolve_model
 
 
@@ -47,7 +47,7 @@ def test_dataset_content_hash_sees_rows_not_fingerprints():
 
 
 def test_materializer_round_trip(tmp_path):
-    from twinsft.materializers import DatasetMaterializer
+    from twinsft.steps.dataset_materializer import DatasetMaterializer
 
     ds = Dataset.from_list([{"text": f"row {i}", "n": i} for i in range(7)]).shuffle(seed=3)
     mat = DatasetMaterializer(uri=str(tmp_path))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import GENERAL_ROWS, TWIN_ROWS, tiny_parameters, write_jsonl
+from tests.helpers import GENERAL_ROWS, TWIN_ROWS, tiny_parameters, write_jsonl
 
 STEPS = ["load_datasets", "format_alpaca", "split", "train_sft", "smoke_generate", "push_merged"]
 MODEL_NAME = "twinsft-observability-test"
@@ -22,7 +22,7 @@ MODEL_NAME = "twinsft-observability-test"
 def runs(tmp_path_factory, tiny_model_dir):
     """(first run, cached rerun, config path, comet dir): comet_ml offline, a named ZenML model."""
     from pipelines import sft_pipeline
-    from twinsft.registry import record_on_model
+    from twinsft.steps.model_version import record_on_model
 
     base = tmp_path_factory.mktemp("observe")
     comet_dir = base / "comet"
@@ -134,7 +134,7 @@ def test_artifacts_have_their_visualizations(runs):
 
 
 def test_summary_table_shows_each_step_status_and_outputs(runs):
-    from twinsft.summary import step_rows, step_table
+    from twinsft.cli.summary import step_rows, step_table
 
     first, second = fresh(runs[0]), fresh(runs[1])
     assert [(r[0], r[1]) for r in step_rows(first)] == [(s, "completed") for s in STEPS]
@@ -147,8 +147,8 @@ def test_summary_table_shows_each_step_status_and_outputs(runs):
 
 def test_from_step_replays_without_running_the_steps_before(runs):
     from pipelines import sft_pipeline
-    from twinsft.configfile import load_run_config
-    from twinsft.reruns import replay_from
+    from twinsft.cli.config_file import load_run_config
+    from twinsft.cli.replay import replay_from
 
     _, second, config, _ = runs
     _, cfg = load_run_config(str(config))

@@ -5,7 +5,7 @@ import torch
 
 from twinsft.config import ModelSpec, TrainingSpec
 from twinsft.errors import UserError
-from twinsft.training.oom import explain_out_of_memory, out_of_memory_error
+from twinsft.training.out_of_memory import explain_out_of_memory, out_of_memory_error
 
 
 def test_oom_in_training_lists_every_fix_for_the_reference_lora_recipe():

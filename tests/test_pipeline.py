@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import GENERAL_ROWS, write_jsonl, tiny_parameters
+from tests.helpers import GENERAL_ROWS, write_jsonl, tiny_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = ["load_datasets", "format_alpaca", "split", "train_sft", "smoke_generate", "push_merged"]
@@ -99,7 +99,7 @@ def test_editing_library_code_invalidates_the_steps_that_use_it(tmp_path, params
         return {row[0]: row[1] for row in rows if len(row) > 1 and row[0] in STEPS}
 
     assert run() == dict.fromkeys(STEPS, "completed")
-    with (project / "twinsft" / "formatting.py").open("a") as fh:
+    with (project / "twinsft" / "data" / "formatting.py").open("a") as fh:
         fh.write("\n# an edit: formatting code changed\n")
     # format_alpaca and split use formatting.py; their outputs are unchanged, so training stays cached.
     assert run() == {**dict.fromkeys(STEPS, "cached"), "format_alpaca": "completed", "split": "completed"}

@@ -8,7 +8,7 @@ from twinsft.config import ModelSpec, TrainingSpec
 from twinsft.errors import ConfigError
 from twinsft.prompts import ALPACA
 from twinsft.runtime import check_training_requirements
-from twinsft.template_budget import MIN_CONTENT_TOKENS, SPECIAL_TOKENS, check_template_fits, template_tokens
+from twinsft.cli.sequence_budget import MIN_CONTENT_TOKENS, SPECIAL_TOKENS, check_template_fits, template_tokens
 
 
 def test_template_tokens_are_counted_exactly_with_a_local_tokenizer(tiny_model_dir):

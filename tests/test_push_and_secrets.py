@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import tiny_parameters
+from tests.helpers import tiny_parameters
 from tests.fake_hub import FakeHub
 from tests.test_pipeline import STEPS, statuses
 

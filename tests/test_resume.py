@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import tiny_parameters
-from twinsft import resume
+from tests.helpers import tiny_parameters
+from twinsft.training import resume
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,13 +5,14 @@ import json
 import pytest
 from datasets import Dataset, DatasetDict
 
-from tests.conftest import TWIN_ROWS, write_jsonl
+from tests.helpers import TWIN_ROWS, write_jsonl
 from twinsft.config import DataSpec, SourceSpec
-from twinsft.configfile import parse_parameters
-from twinsft.data import check_local_source, load_checked, load_mix_report, load_source
+from twinsft.cli.config_file import parse_parameters
+from tests.helpers import load_source
+from twinsft.data.mix import check_local_source, load_checked, load_mix_report
 from twinsft.errors import ConfigError, DataError
-from twinsft.sources.fingerprint import resolve_data, source_fingerprint
-from twinsft.sources.table import fold_input
+from twinsft.data.sources.fingerprint import resolve_data, source_fingerprint
+from twinsft.data.sources.rows import fold_input
 
 ROWS = [{"instruction": f"Question {i}?", "output": f"Answer {i}."} for i in range(20)]
 

@@ -5,8 +5,8 @@ import json
 import pytest
 import yaml
 
-from tests.conftest import tiny_parameters
-from twinsft.cli_logging import quiet_user_error_tracebacks
+from tests.helpers import tiny_parameters
+from twinsft.cli.quiet_tracebacks import quiet_user_error_tracebacks
 from twinsft.errors import DataError
 
 

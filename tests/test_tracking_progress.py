@@ -6,11 +6,11 @@ import logging
 
 import pytest
 
-from tests.conftest import tiny_parameters
+from tests.helpers import tiny_parameters
 from twinsft.config import RunConfig
 from twinsft.errors import ConfigError, UserError
 from twinsft.progress import TokenProgress, each, format_duration
-from twinsft.reruns import changed_upstream, steps_before
+from twinsft.cli.replay import changed_upstream, steps_before
 from twinsft.tracking import choose_mode, flatten, hf_report_to
 
 
@@ -73,15 +73,15 @@ def test_token_progress_counts_new_tokens_only(caplog):
 def test_training_progress_lines(tmp_path, tiny_model_dir, data_files, caplog):
     """The real trainer on the tiny model: one line per logged step, with loss, tok/s and ETA."""
     from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
-    from twinsft.data import load_mix
-    from twinsft.formatting import format_alpaca, split_dataset
+    from tests.helpers import load_mix
+    from twinsft.data.formatting import render_alpaca, split_dataset
     from twinsft.training import train_lora
 
     caplog.set_level(logging.INFO, logger="twinsft.progress")
     params = tiny_parameters(tiny_model_dir, *data_files, tmp_path, logging_steps=1)
     cfg = RunConfig.model_validate(params)
     raw, _ = load_mix(cfg.data)
-    train, test = split_dataset(format_alpaca(raw, eos_token="</s>"), test_size=0.2, seed=0)
+    train, test = split_dataset(render_alpaca(raw, eos_token="</s>"), test_size=0.2, seed=0)
     train_lora(train, test, ModelSpec(**params["model"]), LoraSpec(**params["lora"]),
                TrainingSpec(**params["training"]), tmp_path / "adapter")
     lines = [r.getMessage() for r in caplog.records]
@@ -105,7 +105,7 @@ def test_from_step_names_and_changed_upstream():
 
 
 def test_top_level_model_needs_a_name(tmp_path):
-    from twinsft.configfile import read_run_file
+    from twinsft.cli.config_file import read_run_file
 
     path = tmp_path / "c.yaml"
     path.write_text("model: meta-llama/Llama-3.1-8B\nparameters: {}\n")

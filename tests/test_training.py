@@ -4,9 +4,9 @@ import pytest
 import torch
 from datasets import Dataset
 
-from tests.conftest import GENERAL_ROWS, TWIN_ROWS
+from tests.helpers import GENERAL_ROWS, TWIN_ROWS
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
-from twinsft.formatting import format_alpaca, split_dataset
+from twinsft.data.formatting import render_alpaca, split_dataset
 from twinsft.training import train_lora
 
 
@@ -15,7 +15,7 @@ def text_splits(tiny_model_dir):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    ds = format_alpaca(Dataset.from_list(TWIN_ROWS + GENERAL_ROWS), eos_token=tok.eos_token)
+    ds = render_alpaca(Dataset.from_list(TWIN_ROWS + GENERAL_ROWS), eos_token=tok.eos_token)
     return split_dataset(ds, test_size=0.2, seed=0)
 
 
@@ -104,7 +104,7 @@ def test_qlora_without_cuda_is_a_clear_error(tmp_path, tiny_model_dir, text_spli
 @pytest.mark.parametrize("packing", [True, False])
 def test_tokens_seen_are_exactly_the_training_tokens(tmp_path, tiny_model_dir, text_splits, packing):
     """Packed batches are counted on the host (no GPU sync); padded ones still count only real tokens."""
-    from twinsft.training.sft import build_trainer
+    from twinsft.training.fine_tune import build_trainer
     from twinsft.training.trainer import sft_trainer_class
 
     train, _ = text_splits

@@ -221,13 +221,18 @@ class ExportSpec(Section):
         return self.model_copy(update={"output_dir": str(Path(self.output_dir).expanduser().resolve())})
 
 
-class RunConfig(Section):
-    """The `parameters:` block of a run configuration file."""
+class Sections(Section):
+    """Every section but `data`: what the steps after loading read."""
 
     model: ModelSpec = Field(default_factory=ModelSpec)
     lora: LoraSpec = Field(default_factory=LoraSpec)
-    data: DataSpec
     split: SplitSpec = Field(default_factory=SplitSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     export: ExportSpec = Field(default_factory=ExportSpec)
+
+
+class RunConfig(Sections):
+    """The `parameters:` block of a run configuration file."""
+
+    data: DataSpec

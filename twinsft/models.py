@@ -113,6 +113,11 @@ def load_tokenizer(spec: ModelSource) -> PreTrainedTokenizerBase:
     return prepare_tokenizer(tokenizer)
 
 
+def token_lengths(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[int]:
+    """Tokens of each text, without the BOS/EOS the tokenizer would add."""
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
 def nf4_config(precision: str) -> Any:
     """QLoRA's 4-bit NF4 quantization of the frozen base, computing in the training precision."""
     from transformers import BitsAndBytesConfig

@@ -1,22 +1,28 @@
+"""Step `format_alpaca`: one Alpaca training text per row, ending with the base tokenizer's EOS."""
+
 from typing import Annotated
 
 from datasets import Dataset
 from zenml import log_metadata, step
 from zenml.config import CachePolicy
 
-from twinsft.caching import format_code
 from twinsft.config import ModelSource
-from twinsft.formatting import format_alpaca as render
-from twinsft.materializers import DatasetMaterializer
-from twinsft.models import load_tokenizer
+from twinsft.data.formatting import render_alpaca
+from twinsft.models import load_tokenizer, token_lengths
+from twinsft.runtime import code_digest
+from twinsft.steps.dataset_materializer import DatasetMaterializer
 
 
-@step(output_materializers=DatasetMaterializer, cache_policy=CachePolicy(cache_func=format_code))
+def code_key() -> str:
+    return code_digest(__name__)  # this module and all twinsft code it imports
+
+
+@step(output_materializers=DatasetMaterializer, cache_policy=CachePolicy(cache_func=code_key))
 def format_alpaca(raw: Dataset, tokenizer_source: ModelSource) -> Annotated[Dataset, "sft_dataset"]:
     """Alpaca prompt + response + the base tokenizer's EOS token, one `text` row per sample."""
     tokenizer = load_tokenizer(tokenizer_source)
-    ds = render(raw, eos_token=tokenizer.eos_token)
-    lengths = [len(ids) for ids in tokenizer(list(ds["text"]), add_special_tokens=False)["input_ids"]]
+    ds = render_alpaca(raw, eos_token=tokenizer.eos_token)
+    lengths = token_lengths(tokenizer, list(ds["text"]))
     log_metadata(
         {
             "eos_token": tokenizer.eos_token,

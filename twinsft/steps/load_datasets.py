@@ -1,3 +1,6 @@
+"""Step `load_datasets`: every data source read, checked and mixed, and the mix's dataset card."""
+
+from functools import partial
 from typing import Annotated
 
 from datasets import Dataset
@@ -5,15 +8,21 @@ from zenml import log_metadata, step
 from zenml.config import CachePolicy
 from zenml.types import MarkdownString
 
-from twinsft.caching import load_code
 from twinsft.config import DataSpec, ModelSource
-from twinsft.data import load_mix_report
-from twinsft.dataset_card import build_card
-from twinsft.materializers import DatasetMaterializer, content_hash
-from twinsft.sources.table import origin
+from twinsft.data.dataset_card import build_card
+from twinsft.data.hashing import content_hash
+from twinsft.data.mix import load_mix_report
+from twinsft.data.sources.rows import origin
+from twinsft.models import load_tokenizer, token_lengths
+from twinsft.runtime import code_digest
+from twinsft.steps.dataset_materializer import DatasetMaterializer
 
 
-@step(output_materializers={"raw_dataset": DatasetMaterializer}, cache_policy=CachePolicy(cache_func=load_code))
+def code_key() -> str:
+    return code_digest(__name__)  # this module and all twinsft code it imports
+
+
+@step(output_materializers={"raw_dataset": DatasetMaterializer}, cache_policy=CachePolicy(cache_func=code_key))
 def load_datasets(
     data: DataSpec,
     fingerprint: str,
@@ -26,34 +35,23 @@ def load_datasets(
     `fingerprint` (file contents, Hub ids and revisions, artifact version ids) is here to key the cache.
     """
     ds, report = load_mix_report(data)
-    count_tokens, tokenizer_name = None, None
+    count_tokens = None
     if tokenizer_source is not None:
-        from twinsft.models import load_tokenizer
-
-        tokenizer = load_tokenizer(tokenizer_source)
-        tokenizer_name = tokenizer_source.name
-
-        def count_tokens(texts: list[str]) -> list[int]:
-            return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-
-    fingerprints = source_fingerprints or {}
+        count_tokens = partial(token_lengths, load_tokenizer(tokenizer_source))
     card, lengths = build_card(
         ds,
         report.stats,
         origins={s.name: origin(s) for s in data.sources},
-        fingerprints=fingerprints,
+        fingerprints=source_fingerprints or {},
         mix_fingerprint=fingerprint,
         count_tokens=count_tokens,
-        tokenizer_name=tokenizer_name,
+        tokenizer_name=tokenizer_source.name if tokenizer_source is not None else None,
     )
     log_metadata(
         {
-            "rows": len(ds),
-            "rows_per_source": report.rows_per_source,
-            "duplicates_dropped": {n: s.duplicates_dropped for n, s in report.stats.items()},
-            "sampled_out": {n: s.sampled_out for n, s in report.stats.items()},
+            **report.metadata(),
             "fingerprint": fingerprint,
-            "source_fingerprints": fingerprints,
+            "source_fingerprints": source_fingerprints or {},
             "content_sha256": content_hash(ds),
             "length_unit": "tokens" if count_tokens else "whitespace words",
             "length": lengths["all"],

@@ -1,3 +1,5 @@
+"""Step `push_merged`: the merged 16-bit model, verified and saved with its model card, pushed when asked."""
+
 from pathlib import Path
 from typing import Annotated
 
@@ -5,14 +7,18 @@ from zenml import ArtifactConfig, get_step_context, log_metadata, step
 from zenml.config import CachePolicy
 from zenml.enums import ArtifactType
 
-from twinsft.caching import export_code
 from twinsft.config import DataSpec, ExportSpec, LoraSpec, ModelSpec, TrainingSpec
 from twinsft.export import ExportResult, export_merged
-from twinsft.model_card import render_card
-from twinsft.training import TrainReport
+from twinsft.export.model_card import render_card
+from twinsft.runtime import code_digest
+from twinsft.training.report import TrainReport
 
 
-@step(cache_policy=CachePolicy(cache_func=export_code))
+def code_key() -> str:
+    return code_digest(__name__)  # this module and all twinsft code it imports
+
+
+@step(cache_policy=CachePolicy(cache_func=code_key))
 def push_merged(
     adapter: Path,
     report: TrainReport,

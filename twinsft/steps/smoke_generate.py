@@ -1,17 +1,23 @@
+"""Step `smoke_generate`: one greedy answer of the tuned model, and whether it stopped at EOS."""
+
 from pathlib import Path
 from typing import Annotated
 
 from zenml import get_step_context, log_metadata, step
 from zenml.config import CachePolicy
 
-from twinsft.caching import generate_code
 from twinsft.config import GenerationSpec, ModelSpec
-from twinsft.generation import generate, load_adapted
+from twinsft.generation.greedy import generate, load_adapted
+from twinsft.runtime import code_digest
+from twinsft.steps.visualizations import GenerationMaterializer, SmokeResponse
 from twinsft.tracking import existing_experiment
-from twinsft.visuals import GenerationMaterializer, SmokeResponse
 
 
-@step(cache_policy=CachePolicy(cache_func=generate_code), output_materializers=GenerationMaterializer)
+def code_key() -> str:
+    return code_digest(__name__)  # this module and all twinsft code it imports
+
+
+@step(cache_policy=CachePolicy(cache_func=code_key), output_materializers=GenerationMaterializer)
 def smoke_generate(adapter: Path, model: ModelSpec, generation: GenerationSpec) -> Annotated[str, "smoke_generation"]:
     """Greedy answer to one instruction in the training prompt: does the model follow it and stop?"""
     tuned, tokenizer = load_adapted(model, adapter)

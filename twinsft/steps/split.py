@@ -1,20 +1,26 @@
+"""Step `split`: the seeded train/test split of the formatted rows."""
+
 from typing import Annotated
 
 from datasets import Dataset
 from zenml import log_metadata, step
 from zenml.config import CachePolicy
 
-from twinsft.caching import split_code
 from twinsft.config import SplitSpec
-from twinsft.formatting import split_dataset
-from twinsft.materializers import DatasetMaterializer
+from twinsft.data.formatting import split_dataset
+from twinsft.runtime import code_digest
+from twinsft.steps.dataset_materializer import DatasetMaterializer
+
+
+def code_key() -> str:
+    return code_digest(__name__)  # this module and all twinsft code it imports
 
 
 # A mapping, not one class: ZenML 0.98 expands a single materializer over a set of output names, whose
 # order (and so the cache key) changes between processes, so `split` missed the cache half the time.
 @step(
     output_materializers={"train_dataset": DatasetMaterializer, "test_dataset": DatasetMaterializer},
-    cache_policy=CachePolicy(cache_func=split_code),
+    cache_policy=CachePolicy(cache_func=code_key),
 )
 def split(
     dataset: Dataset, split: SplitSpec

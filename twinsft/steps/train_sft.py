@@ -1,3 +1,5 @@
+"""Step `train_sft`: LoRA/QLoRA supervised fine-tuning, its adapter and its training report."""
+
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -7,15 +9,19 @@ from zenml import ArtifactConfig, get_step_context, log_metadata, step
 from zenml.config import CachePolicy
 from zenml.enums import ArtifactType
 
-from twinsft.caching import train_code
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
-from twinsft.registry import model_version_metadata
+from twinsft.runtime import code_digest
+from twinsft.steps.visualizations import TrainReportMaterializer
+from twinsft.steps.model_version import model_version_metadata
 from twinsft.tracking import training_experiment
 from twinsft.training import TrainReport, train_lora
-from twinsft.visuals import TrainReportMaterializer
 
 
-@step(cache_policy=CachePolicy(cache_func=train_code), output_materializers={"train_report": TrainReportMaterializer})
+def code_key() -> str:
+    return code_digest(__name__)  # this module and all twinsft code it imports
+
+
+@step(cache_policy=CachePolicy(cache_func=code_key), output_materializers={"train_report": TrainReportMaterializer})
 def train_sft(
     train_dataset: Dataset,
     test_dataset: Dataset,
@@ -33,22 +39,7 @@ def train_sft(
     with training_experiment(training.report_to, name=context.pipeline_run.name, params=params) as comet:
         report = train_lora(train_dataset, test_dataset, model, lora, training, adapter_dir, callbacks=comet.callbacks())
         comet.log_report(report)
-    summary = {
-        "backend": report.backend,
-        "mode": report.mode,
-        "eval_loss_before": report.eval_loss_before,
-        "eval_loss_after": report.eval_loss_after,
-        "eval_loss_drop": round(report.eval_loss_drop, 4),
-        "tokens_per_s": round(report.tokens_per_s, 1),
-        "peak_memory_gib": report.peak_memory_gib,
-        "steps": report.steps,
-        "micro_batch": report.micro_batch,
-        "gradient_accumulation_steps": report.gradient_accumulation_steps,
-        "gradient_checkpointing": report.gradient_checkpointing,
-        "memory_plan": report.memory_plan,
-        "resumed_from_step": report.resumed_from_step,
-        **comet.metadata(),
-    }
+    summary = {**report.summary(), **comet.metadata()}
     log_metadata(summary, infer_artifact=True, artifact_name="lora_adapter")
     log_metadata(summary, infer_artifact=True, artifact_name="train_report")
     if context.model_version is not None:

@@ -6,7 +6,18 @@ from typing import Any
 
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
 from twinsft.models import load_model, load_tokenizer, nf4_config, prepare_tokenizer, resolve_model
-from twinsft.runtime import Precision, cuda_available, torch_dtype
+from twinsft.runtime import Precision, device_map, torch_dtype
+
+
+def peft_lora_kwargs(lora: LoraSpec) -> dict[str, Any]:
+    """The LoRA section in the keywords both PEFT's `LoraConfig` and Unsloth's `get_peft_model` take."""
+    return {
+        "r": lora.r,
+        "lora_alpha": lora.alpha,
+        "lora_dropout": lora.dropout,
+        "bias": lora.bias,
+        "target_modules": list(lora.target_modules),
+    }
 
 
 def load_trl(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, precision: Precision) -> tuple[Any, Any]:
@@ -14,18 +25,10 @@ def load_trl(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, precision
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     quant = nf4_config(precision) if model.load_in_4bit else None
-    device_map = {"": 0} if cuda_available() else None
-    base = load_model(model, dtype=torch_dtype(precision), device_map=device_map, quantization_config=quant)
+    base = load_model(model, dtype=torch_dtype(precision), device_map=device_map(), quantization_config=quant)
     if quant is not None:
         base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=training.gradient_checkpointing)
-    config = LoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        bias=lora.bias,
-        target_modules=list(lora.target_modules),
-        task_type="CAUSAL_LM",
-    )
+    config = LoraConfig(**peft_lora_kwargs(lora), task_type="CAUSAL_LM")
     return get_peft_model(base, config), load_tokenizer(model)
 
 
@@ -42,11 +45,7 @@ def load_unsloth(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, preci
     )
     peft_model = FastLanguageModel.get_peft_model(
         base,
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        bias=lora.bias,
-        target_modules=list(lora.target_modules),
+        **peft_lora_kwargs(lora),
         use_gradient_checkpointing="unsloth" if training.gradient_checkpointing else False,
         random_state=training.seed,
     )

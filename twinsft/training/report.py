@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 
@@ -43,3 +45,26 @@ class TrainReport(BaseModel):
     def eval_loss_drop(self) -> float:
         """Relative drop of the held-out loss, 0.25 meaning 25% lower than the base model's."""
         return (self.eval_loss_before - self.eval_loss_after) / self.eval_loss_before
+
+    @property
+    def eval_loss_change(self) -> str:
+        """The held-out loss change as text: `-43.3%` for a 43.3% drop."""
+        return f"{-100 * self.eval_loss_drop:+.1f}%"
+
+    def summary(self) -> dict[str, Any]:
+        """The numbers a run is judged by, for metadata of the step's outputs and the ZenML model version."""
+        return {
+            "backend": self.backend,
+            "mode": self.mode,
+            "eval_loss_before": self.eval_loss_before,
+            "eval_loss_after": self.eval_loss_after,
+            "eval_loss_drop": round(self.eval_loss_drop, 4),
+            "tokens_per_s": round(self.tokens_per_s, 1),
+            "peak_memory_gib": self.peak_memory_gib,
+            "steps": self.steps,
+            "micro_batch": self.micro_batch,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            "gradient_checkpointing": self.gradient_checkpointing,
+            "memory_plan": self.memory_plan,
+            "resumed_from_step": self.resumed_from_step,
+        }

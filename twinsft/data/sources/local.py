@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from twinsft.errors import DataError
-from twinsft.sources.table import RawTable
+from twinsft.data.sources.rows import RawTable
 
 SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 SPLIT_NAMES = ("train", "test", "validation", "valid", "dev", "eval")

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from twinsft.cli.gated_models import check_gated_access
+from twinsft.cli.sequence_budget import check_template_fits
 from twinsft.config import RunConfig
-from twinsft.data import check_local_source
+from twinsft.data.mix import check_local_source
 from twinsft.errors import ConfigError
-from twinsft.export import hub_token
-from twinsft.gated import check_gated_access
+from twinsft.export.hub import hub_token
 from twinsft.models import gguf_path
 from twinsft.runtime import check_training_requirements
-from twinsft.template_budget import check_template_fits
+from twinsft.tracking import choose_mode
 
 LOCAL_PREFIXES = ("/", "./", "../", "~")
 
@@ -40,13 +40,7 @@ def check_environment(cfg: RunConfig, push_secrets: Sequence[str] = ()) -> None:
     """GPU-only features, optional packages and secrets, each named with its fix."""
     training, model = cfg.training, cfg.model
     check_training_requirements(model, training)
-    if "comet_ml" in training.report_to and not os.environ.get("COMET_API_KEY") and (
-        os.environ.get("COMET_MODE", "").lower() != "offline"
-    ):
-        raise ConfigError(
-            "training.report_to has comet_ml but COMET_API_KEY is not set; export it, set COMET_MODE=offline, "
-            "or remove comet_ml"
-        )
+    choose_mode(training.report_to, stack_tracker_flavor=None)  # raises when Comet is on without a key
     if cfg.export.push and not push_secrets:
         hub_token()  # with ZenML secrets named for the push, HF_TOKEN only exists inside the step
 

@@ -18,17 +18,11 @@ TRACKER_KEYS = ("comet_experiment_key", "comet_experiment_url", "comet_mode")
 
 
 def model_version_metadata(report: TrainReport, tracking: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Held-out losses (before, after, every evaluation in between), train loss, throughput; the Comet link."""
+    """The report's summary, every held-out evaluation, the mean train loss; the Comet link."""
     return {
-        "eval_loss_before": report.eval_loss_before,
-        "eval_loss_after": report.eval_loss_after,
-        "eval_loss_drop": round(report.eval_loss_drop, 4),
+        **report.summary(),
         "eval_losses": {str(p.step): p.loss for p in report.eval_losses},
         "train_loss": report.train_loss,
-        "steps": report.steps,
-        "tokens_per_s": round(report.tokens_per_s, 1),
-        "backend": report.backend,
-        "mode": report.mode,
         **{k: v for k, v in (tracking or {}).items() if k in TRACKER_KEYS},
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from twinsft.config import SourceSpec
-from twinsft.sources.table import RawTable
+from twinsft.data.sources.rows import RawTable
 
 if TYPE_CHECKING:
     from datasets import Dataset

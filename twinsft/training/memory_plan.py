@@ -26,7 +26,7 @@ head, norms) to fp32. Fitted to TRL QLoRA at micro-batch 1 without checkpointing
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 GIB = 2**30
@@ -77,13 +77,25 @@ class ModelShape:
     def params(self) -> int:
         return self.linear_params + self.embedding_params + self.layers * 2 * self.hidden + self.hidden
 
-    def lora_params(self, r: int, targets: list[str] | tuple[str, ...]) -> int:
+    def lora_params(self, r: int, targets: tuple[str, ...] | list[str]) -> int:
         d, f, q, kv = self.hidden, self.intermediate, self.heads * self.head_dim, self.kv_heads * self.head_dim
         dims = {
             "q_proj": d + q, "k_proj": d + kv, "v_proj": d + kv, "o_proj": q + d,
             "gate_proj": d + f, "up_proj": d + f, "down_proj": f + d,
         }
         return self.layers * r * sum(dims.get(t, 0) for t in targets)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What is trained: the model's shape, the sequence length, how the base is held and the LoRA size."""
+
+    shape: ModelShape
+    seq_len: int
+    load_in_4bit: bool
+    lora_r: int
+    targets: tuple[str, ...]
+    backend: str = "unsloth"
 
 
 @dataclass(frozen=True)
@@ -95,28 +107,15 @@ class BatchPlan:
     budget_gib: float
     reason: str
 
-    def as_metadata(self) -> dict[str, Any]:
-        return {f"plan_{k}": v for k, v in asdict(self).items()}
 
-
-def predict_peak_gib(
-    shape: ModelShape,
-    *,
-    seq_len: int,
-    micro_batch: int,
-    checkpointing: bool,
-    load_in_4bit: bool,
-    lora_r: int,
-    targets: list[str] | tuple[str, ...],
-    backend: str = "unsloth",
-) -> float:
-    trl = backend == "trl"
-    if load_in_4bit:
+def predict_peak_gib(work: Workload, *, micro_batch: int, checkpointing: bool) -> float:
+    shape, trl = work.shape, work.backend == "trl"
+    if work.load_in_4bit:
         unquantised_bytes = 4 if trl else 2  # prepare_model_for_kbit_training upcasts them to fp32
         weights = shape.linear_params * NF4_BYTES + (shape.params - shape.linear_params) * unquantised_bytes
     else:
         weights = shape.params * 2
-    lora_state = shape.lora_params(lora_r, targets) * (TRL_LORA_STATE_BYTES if trl else LORA_STATE_BYTES)
+    lora_state = shape.lora_params(work.lora_r, work.targets) * (TRL_LORA_STATE_BYTES if trl else LORA_STATE_BYTES)
     layer = (2 * shape.hidden + 3.5 * shape.intermediate) * 2
     if trl:
         layer *= TRL_LAYER_FACTOR
@@ -125,35 +124,21 @@ def predict_peak_gib(
     else:
         per_token = (max(shape.vocab * 2, layer) if checkpointing else shape.vocab * 2 + shape.layers * layer) \
             + 4 * shape.hidden
-    return (weights + lora_state + micro_batch * seq_len * per_token) / GIB + FIXED_GIB
+    return (weights + lora_state + micro_batch * work.seq_len * per_token) / GIB + FIXED_GIB
 
 
-def plan_batch(
-    shape: ModelShape,
-    *,
-    effective_batch: int,
-    seq_len: int,
-    card_gib: float,
-    load_in_4bit: bool,
-    lora_r: int,
-    targets: list[str] | tuple[str, ...],
-    backend: str = "unsloth",
-) -> BatchPlan:
+def plan_batch(work: Workload, *, effective_batch: int, card_gib: float) -> BatchPlan:
     """The fastest split of `effective_batch` whose predicted peak fits `HEADROOM` of the card."""
     budget = card_gib * HEADROOM
     micro_batches = [m for m in range(effective_batch, 0, -1) if effective_batch % m == 0]
-
-    def peak_of(micro_batch: int, checkpointing: bool) -> float:
-        return predict_peak_gib(shape, seq_len=seq_len, micro_batch=micro_batch, checkpointing=checkpointing,
-                                load_in_4bit=load_in_4bit, lora_r=lora_r, targets=targets, backend=backend)
-
     # No checkpointing first (no recompute), then larger micro-batches (better GPU utilisation).
     for checkpointing in (False, True):
         for mb in micro_batches:
-            peak = peak_of(mb, checkpointing)
+            peak = predict_peak_gib(work, micro_batch=mb, checkpointing=checkpointing)
             if peak <= budget:
                 why = "no recompute" if not checkpointing else "checkpointing: no micro-batch fits without it"
                 return BatchPlan(mb, effective_batch // mb, checkpointing, round(peak, 2), round(budget, 2),
                                  f"{why}; largest micro-batch under {HEADROOM:.0%} of {card_gib:.0f} GiB")
-    return BatchPlan(1, effective_batch, True, round(peak_of(1, True), 2), round(budget, 2),
-                     "nothing fits the budget: smallest footprint; expect out-of-memory (try QLoRA or shorter max_seq_length)")
+    return BatchPlan(1, effective_batch, True, round(predict_peak_gib(work, micro_batch=1, checkpointing=True), 2),
+                     round(budget, 2), "nothing fits the budget: smallest footprint; expect out-of-memory "
+                     "(try QLoRA or shorter max_seq_length)")

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from twinsft.prompts import ALPACA
-from twinsft.sources.table import SourceStats
+from twinsft.data.sources.rows import SourceStats
 
 if TYPE_CHECKING:
     from datasets import Dataset

@@ -64,7 +64,7 @@ def print_summary(run: Any) -> None:
         print(f"  {line}")
     print(
         f"\nHeld-out eval loss: {report.eval_loss_before:.4f} -> {report.eval_loss_after:.4f} "
-        f"({-100 * report.eval_loss_drop:+.1f}%)  [{report.backend} {report.mode}, {report.precision}, "
+        f"({report.eval_loss_change})  [{report.backend} {report.mode}, {report.precision}, "
         f"{report.steps} steps, {report.train_tokens:,} tokens at {report.tokens_per_s:,.0f} tokens/s]"
     )
     if merged.pushed:

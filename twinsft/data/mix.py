@@ -1,25 +1,20 @@
 """Load instruction datasets (Hub, local files or folders, ZenML artifacts) into one `instruction`/`output`
-table, with every source checked the same way (`twinsft.sources.table`)."""
+table, with every source checked the same way (`twinsft.data.sources.rows`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from twinsft.config import DataSpec, SourceSpec
+from twinsft.data.sources.local import is_saved_dataset, read_local
+from twinsft.data.sources.rows import RawTable, SourceStats, describe, prepare
 from twinsft.errors import DataError
 from twinsft.progress import each
-from twinsft.sources.local import SUFFIXES as LOCAL_SUFFIXES
-from twinsft.sources.local import is_saved_dataset, read_local
-from twinsft.sources.table import RawTable, SourceStats, describe, prepare
 
 if TYPE_CHECKING:
     from datasets import Dataset
-
-COLUMNS = ("instruction", "output")
-__all__ = ["COLUMNS", "LOCAL_SUFFIXES", "MixReport", "check_local_source", "load_checked", "load_mix", "load_mix_report",
-           "load_source"]
 
 
 def read_source(spec: SourceSpec) -> RawTable:
@@ -29,7 +24,7 @@ def read_source(spec: SourceSpec) -> RawTable:
         if not path.exists():
             raise DataError(f"{describe(spec)}: file '{path}' not found; fix its path")
         if is_saved_dataset(path):
-            from twinsft.sources.hub import read_saved
+            from twinsft.data.sources.hub import read_saved
 
             return read_saved(str(path), spec.split)
         try:
@@ -37,16 +32,16 @@ def read_source(spec: SourceSpec) -> RawTable:
         except DataError as exc:
             raise DataError(f"{describe(spec)}: {exc}") from None
     if spec.hub_id:
-        from twinsft.sources.hub import read_hub
+        from twinsft.data.sources.hub import read_hub
 
         return read_hub(spec)
-    from twinsft.sources.artifact import read_artifact
+    from twinsft.data.sources.artifact import read_artifact
 
     return read_artifact(spec)
 
 
 def check_local_source(spec: SourceSpec) -> SourceStats | None:
-    """Every check `load_source` makes, on a local file or folder, with light imports only (preflight).
+    """Every check `load_checked` makes, on a local file or folder, with light imports only (preflight).
     None for a `save_to_disk` folder, which needs `datasets` to read and is checked when the step loads it."""
     path = Path(spec.path).expanduser()
     if is_saved_dataset(path):
@@ -63,10 +58,6 @@ def load_checked(spec: SourceSpec, seed: int | None = None) -> tuple[Dataset, So
     return Dataset.from_dict(columns), stats
 
 
-def load_source(spec: SourceSpec, seed: int | None = None) -> Dataset:
-    return load_checked(spec, seed)[0]
-
-
 @dataclass
 class MixReport:
     """Rows per source and what the checks did to each, in config order."""
@@ -76,6 +67,15 @@ class MixReport:
     @property
     def rows_per_source(self) -> dict[str, int]:
         return {name: s.rows for name, s in self.stats.items()}
+
+    def metadata(self) -> dict[str, Any]:
+        """Rows in the mix and, per source, the rows kept, dropped as duplicates and sampled out."""
+        return {
+            "rows": sum(self.rows_per_source.values()),
+            "rows_per_source": self.rows_per_source,
+            "duplicates_dropped": {n: s.duplicates_dropped for n, s in self.stats.items()},
+            "sampled_out": {n: s.sampled_out for n, s in self.stats.items()},
+        }
 
 
 def load_mix_report(spec: DataSpec, seed: int | None = None) -> tuple[Dataset, MixReport]:
@@ -88,7 +88,3 @@ def load_mix_report(spec: DataSpec, seed: int | None = None) -> tuple[Dataset, M
         parts.append(part)
     return concatenate_datasets(parts), MixReport(stats)
 
-
-def load_mix(spec: DataSpec, seed: int | None = None) -> tuple[Dataset, dict[str, int]]:
-    ds, report = load_mix_report(spec, seed)
-    return ds, report.rows_per_source

@@ -6,8 +6,8 @@ from typing import Any
 
 from twinsft.config import SourceSpec
 from twinsft.errors import DataError
-from twinsft.sources.hub import table_from_dataset
-from twinsft.sources.table import RawTable, describe
+from twinsft.data.sources.hub import table_from_dataset
+from twinsft.data.sources.rows import RawTable, describe
 
 
 def find_version(spec: SourceSpec) -> Any:

@@ -59,7 +59,6 @@ class ResolvedData:
 
     data: DataSpec
     sources: dict[str, str]  # source name -> fingerprint, in config order
-    artifact_versions: dict[str, str] = field(default_factory=dict)  # source name -> artifact version id
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -69,18 +68,18 @@ class ResolvedData:
 
 def resolve_data(data: DataSpec, default_seed: int = 0) -> ResolvedData:
     """Pin what `data` leaves open and fingerprint it. Artifact sources ask the active ZenML store."""
-    pinned, fingerprints, versions, warnings = [], {}, {}, []
+    pinned, fingerprints, warnings = [], {}, []
     for spec in data.sources:
         update: dict = {}
         if spec.samples and spec.seed is None:
             update["seed"] = default_seed
         version_id = None
         if spec.artifact:
-            from twinsft.sources.artifact import find_version
+            from twinsft.data.sources.artifact import find_version
 
             found = find_version(spec)
             update["version"] = str(found.version)
-            version_id = versions[spec.name] = str(found.id)
+            version_id = str(found.id)
         if spec.hub_id and not spec.revision:
             warnings.append(
                 f"data source '{spec.name}': Hub dataset '{spec.hub_id}' has no revision pinned; a change on the Hub "
@@ -91,4 +90,4 @@ def resolve_data(data: DataSpec, default_seed: int = 0) -> ResolvedData:
         fingerprints[spec.name] = source_fingerprint(spec, version_id)
     for message in warnings:
         logger.warning(message)
-    return ResolvedData(data.model_copy(update={"sources": pinned}), fingerprints, versions, warnings)
+    return ResolvedData(data.model_copy(update={"sources": pinned}), fingerprints, warnings)

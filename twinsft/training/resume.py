@@ -17,9 +17,12 @@ import logging
 import re
 import shutil
 from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
+from twinsft.data.hashing import content_hash
+from twinsft.runtime import code_digest, library_versions
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -32,24 +35,14 @@ _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 NOT_IN_KEY = {"checkpoint_dir", "save_steps", "keep_checkpoints", "report_to"}
 
 
-def dataset_hash(ds: Dataset) -> str:
-    """The same content hash the ZenML materializer keys the cache with."""
-    from twinsft.materializers import content_hash
-
-    return content_hash(ds)
-
-
 def run_key(train_sha: str, eval_sha: str, model: ModelSpec, lora: LoraSpec, training: TrainingSpec) -> str:
-    from twinsft.caching import train_code
-    from twinsft.runtime import library_versions
-
     facts: dict[str, Any] = {
         "train_rows": train_sha,
         "eval_rows": eval_sha,
         "model": model.model_dump(mode="json"),
         "lora": lora.model_dump(mode="json"),
         "training": training.model_dump(mode="json", exclude=NOT_IN_KEY),
-        "code": train_code(),
+        "code": code_digest("twinsft.training.fine_tune"),
         "versions": library_versions(),
     }
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
@@ -57,6 +50,30 @@ def run_key(train_sha: str, eval_sha: str, model: ModelSpec, lora: LoraSpec, tra
 
 def run_dir(training: TrainingSpec, key: str) -> Path:
     return Path(training.checkpoint_dir).expanduser().resolve() / key
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a training run keeps its checkpoints, and the newest complete one to resume from (if any)."""
+
+    folder: Path
+    checkpoint: Path | None
+    train_rows_sha256: str
+    eval_rows_sha256: str
+
+    @property
+    def step(self) -> int:
+        """The optimizer step training resumes after; 0 for a fresh start."""
+        return (checkpoint_step(self.checkpoint) or 0) if self.checkpoint else 0
+
+
+def resume_point(train_ds: Dataset, eval_ds: Dataset, model: ModelSpec, lora: LoraSpec,
+                 training: TrainingSpec) -> ResumePoint:
+    """The run's checkpoint folder, keyed by the configured settings (before the memory plan, so a resume
+    on another card still finds it), and its newest complete checkpoint."""
+    train_sha, eval_sha = content_hash(train_ds), content_hash(eval_ds)
+    folder = run_dir(training, run_key(train_sha, eval_sha, model, lora, training))
+    return ResumePoint(folder, latest_complete(folder), train_sha, eval_sha)
 
 
 def checkpoint_step(path: Path) -> int | None:

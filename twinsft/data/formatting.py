@@ -10,19 +10,19 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
 
-def format_alpaca(ds: Dataset, eos_token: str, template: AlpacaTemplate = ALPACA) -> Dataset:
+def render_alpaca(ds: Dataset, eos_token: str, template: AlpacaTemplate = ALPACA) -> Dataset:
     """One `text` column per row: the Alpaca prompt, the response, then EOS so the model learns to stop."""
     if not eos_token:
         raise ValueError("the tokenizer has no EOS token; the model could never learn to stop")
 
-    def render(batch: dict[str, list[str]]) -> dict[str, list[str]]:
+    def texts(batch: dict[str, list[str]]) -> dict[str, list[str]]:
         return {
             "text": [
                 template.training_text(i, o, eos_token) for i, o in zip(batch["instruction"], batch["output"])
             ]
         }
 
-    return ds.map(render, batched=True, remove_columns=ds.column_names)
+    return ds.map(texts, batched=True, remove_columns=ds.column_names)
 
 
 def split_dataset(ds: Dataset, test_size: float, seed: int) -> tuple[Dataset, Dataset]:

@@ -74,7 +74,7 @@ Fingerprints of the exact rows (sha256 of their content, as the pipeline's cache
 
 | before training | after training | change |
 |---|---|---|
-| {report.eval_loss_before:.4f} | {report.eval_loss_after:.4f} | {-100 * report.eval_loss_drop:+.1f}% |
+| {report.eval_loss_before:.4f} | {report.eval_loss_after:.4f} | {report.eval_loss_change} |
 
 {report.steps} optimizer steps, {report.train_tokens:,} training tokens, mean training loss {report.train_loss:.4f}.
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
-from twinsft.memory_plan import BatchPlan, ModelShape, plan_batch
 from twinsft.models import resolve_model
 from twinsft.runtime import (
     Backend,
@@ -21,74 +20,18 @@ from twinsft.runtime import (
     pick_backend,
     pick_precision,
 )
-from twinsft import resume
+from twinsft.training import resume
 from twinsft.training.backends import load_trl, load_unsloth
-from twinsft.tracking import hf_report_to
-from twinsft.training.oom import explain_out_of_memory
+from twinsft.training.memory_plan import BatchPlan, ModelShape, Workload, plan_batch
+from twinsft.training.out_of_memory import explain_out_of_memory
 from twinsft.training.report import LossPoint, TrainReport
+from twinsft.training.sft_config import sft_config
 from twinsft.training.trainer import sft_trainer_class
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
 log = logging.getLogger(__name__)
-
-
-def sft_config(
-    model: ModelSpec, training: TrainingSpec, precision: Precision, backend: Backend, output_dir: Path
-) -> Any:
-    from trl import SFTConfig
-
-    workers = dataloader_workers(training)
-    return SFTConfig(
-        output_dir=str(output_dir),
-        dataset_text_field="text",
-        max_length=model.max_seq_length,
-        packing=training.packing,
-        packing_strategy="bfd",  # padding-free: position_ids restart per sample, no cross-sample attention
-        per_device_train_batch_size=training.per_device_train_batch_size,
-        per_device_eval_batch_size=training.per_device_eval_batch_size,
-        gradient_accumulation_steps=training.gradient_accumulation_steps,
-        num_train_epochs=training.num_train_epochs,
-        max_steps=training.max_steps,
-        learning_rate=training.learning_rate,
-        lr_scheduler_type=training.lr_scheduler_type,
-        warmup_steps=training.warmup_steps,
-        weight_decay=training.weight_decay,
-        optim=training.optim,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        # Unsloth installs its own (offloaded) checkpointing on the model.
-        gradient_checkpointing=training.gradient_checkpointing and backend == "trl",
-        gradient_checkpointing_kwargs={"use_reentrant": False},
-        logging_steps=training.logging_steps,
-        eval_strategy="steps" if training.eval_steps else "no",
-        eval_steps=training.eval_steps,
-        save_strategy="steps" if training.save_steps else "no",
-        save_steps=training.save_steps or 500,
-        save_total_limit=2,  # the newest may be half-written when a crash hits; the one before stays
-        seed=training.seed,
-        data_seed=training.seed,
-        report_to=hf_report_to(training.report_to),  # Comet: twinsft.tracking drives it
-        include_num_input_tokens_seen="non_padding",  # counted without a GPU sync: training/trainer.py
-        logging_nan_inf_filter=False,  # a NaN loss is shown, not replaced; the check cost a GPU sync per micro-batch
-        # Collating a packed micro-batch takes milliseconds of Python; in the training process the GPU
-        # waits for it at every optimizer step (logging syncs there). Workers have it ready.
-        dataloader_num_workers=workers,
-        dataloader_persistent_workers=workers > 0,
-        dataloader_prefetch_factor=4 if workers else None,
-        disable_tqdm=True,
-    )
-
-
-def dataloader_workers(training: TrainingSpec) -> int:
-    if training.dataloader_workers != "auto":
-        return training.dataloader_workers
-    return 2 if cuda_available() else 0
-
-
-def _loss_points(history: list[dict[str, Any]], key: str) -> list[LossPoint]:
-    return [LossPoint(step=int(h["step"]), loss=float(h[key])) for h in history if key in h]
 
 
 @dataclass
@@ -101,7 +44,8 @@ class TrainerSetup:
     precision: Precision
 
 
-def plan_memory(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, backend: Backend) -> tuple[TrainingSpec, BatchPlan | None]:
+def plan_memory(model: ModelSpec, lora: LoraSpec, training: TrainingSpec,
+                backend: Backend) -> tuple[TrainingSpec, BatchPlan | None]:
     """On CUDA with memory_plan auto: re-split the effective batch to fit this card (see memory_plan.py)."""
     if training.memory_plan != "auto" or not cuda_available():
         return training, None
@@ -110,16 +54,10 @@ def plan_memory(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, backen
 
     shape = ModelShape.from_config(AutoConfig.from_pretrained(resolve_model(model), revision=model.revision))
     _, total = torch.cuda.mem_get_info()
-    plan = plan_batch(
-        shape,
-        effective_batch=training.per_device_train_batch_size * training.gradient_accumulation_steps,
-        seq_len=model.max_seq_length,
-        card_gib=total / 2**30,
-        load_in_4bit=model.load_in_4bit,
-        lora_r=lora.r,
-        targets=lora.target_modules,
-        backend=backend,
-    )
+    work = Workload(shape, seq_len=model.max_seq_length, load_in_4bit=model.load_in_4bit, lora_r=lora.r,
+                    targets=tuple(lora.target_modules), backend=backend)
+    plan = plan_batch(work, effective_batch=training.per_device_train_batch_size * training.gradient_accumulation_steps,
+                      card_gib=total / 2**30)
     log.info("memory plan: micro-batch %d x accumulation %d, gradient checkpointing %s, predicted peak %.1f of "
              "%.1f GiB (%s)", plan.micro_batch, plan.accumulation, plan.gradient_checkpointing,
              plan.predicted_peak_gib, plan.budget_gib, plan.reason)
@@ -172,25 +110,30 @@ def train_lora(
 ) -> TrainReport:
     """Train LoRA/QLoRA adapters on `text` rows; save adapter + tokenizer to `adapter_dir`.
 
-    Resumes from the newest complete checkpoint of the same inputs (see twinsft.resume).
+    Resumes from the newest complete checkpoint of the same inputs (see twinsft.training.resume).
     `callbacks`: extra Trainer callbacks (e.g. an experiment tracker's); progress lines are built in.
     """
     from transformers import PrinterCallback
 
     from twinsft.training.callbacks import ProgressCallback
 
-    # Keyed by the configured settings (before the memory plan), so a resume on another card still finds it.
-    train_sha, eval_sha = resume.dataset_hash(train_ds), resume.dataset_hash(eval_ds)
-    checkpoints = resume.run_dir(training, resume.run_key(train_sha, eval_sha, model, lora, training))
-    start = resume.latest_complete(checkpoints)
-    start_step = resume.checkpoint_step(start) if start else None
+    start = resume.resume_point(train_ds, eval_ds, model, lora, training)
     with explain_out_of_memory(model, training, "model loading"):
         setup = build_trainer(
-            train_ds, eval_ds, model, lora, training, output_dir=checkpoints,
+            train_ds, eval_ds, model, lora, training, output_dir=start.folder,
             callbacks=[ProgressCallback(), resume.mark_complete_callback(), *(callbacks or [])],
         )
-    trainer, tokenizer, training, plan = setup.trainer, setup.tokenizer, setup.training, setup.plan
-    trainer.remove_callback(PrinterCallback)  # ProgressCallback prints a readable line instead of raw dicts
+    setup.trainer.remove_callback(PrinterCallback)  # ProgressCallback prints a readable line instead of raw dicts
+    before, result, after = _evaluate_train_evaluate(setup, model, start)
+    _save_adapter(setup, adapter_dir)
+    report = _report(setup, model, start, before, after, result, rows=(len(train_ds), len(eval_ds)))
+    resume.finish(start.folder, keep=setup.training.keep_checkpoints)
+    return report
+
+
+def _evaluate_train_evaluate(setup: TrainerSetup, model: ModelSpec, start: resume.ResumePoint) -> tuple[float, Any, float]:
+    """Held-out loss before training, the training result, held-out loss after (peak memory counted from here)."""
+    trainer, training = setup.trainer, setup.training
     if cuda_available():
         import torch
 
@@ -198,18 +141,29 @@ def train_lora(
     with explain_out_of_memory(model, training, "evaluation"):
         before = trainer.evaluate()["eval_loss"]
     log.info("eval loss before training: %.4f", before)
-    if start is not None:
-        log.warning("resuming from %s (step %d)", start, start_step)
+    if start.checkpoint is not None:
+        log.warning("resuming from %s (step %d)", start.checkpoint, start.step)
     with explain_out_of_memory(model, training, "training"):
-        result = trainer.train(resume_from_checkpoint=str(start) if start else None)
+        result = trainer.train(resume_from_checkpoint=str(start.checkpoint) if start.checkpoint else None)
     with explain_out_of_memory(model, training, "evaluation"):
         after = trainer.evaluate()["eval_loss"]
     log.info("eval loss after training: %.4f", after)
+    return float(before), result, float(after)
 
+
+def _save_adapter(setup: TrainerSetup, adapter_dir: Path) -> None:
     adapter_dir.mkdir(parents=True, exist_ok=True)
-    trainer.model.save_pretrained(str(adapter_dir))
-    tokenizer.save_pretrained(str(adapter_dir))
+    setup.trainer.model.save_pretrained(str(adapter_dir))
+    setup.tokenizer.save_pretrained(str(adapter_dir))
 
+
+def _loss_points(history: list[dict[str, Any]], key: str) -> list[LossPoint]:
+    return [LossPoint(step=int(h["step"]), loss=float(h[key])) for h in history if key in h]
+
+
+def _report(setup: TrainerSetup, model: ModelSpec, start: resume.ResumePoint, before: float, after: float,
+            result: Any, rows: tuple[int, int]) -> TrainReport:
+    trainer, training, plan = setup.trainer, setup.training, setup.plan
     runtime = float(result.metrics.get("train_runtime", 0.0))
     tokens = int(trainer.state.num_input_tokens_seen or 0)
     peak, kind = peak_memory_gib()
@@ -217,16 +171,16 @@ def train_lora(
     history = trainer.state.log_history
     train_losses = _loss_points(history, "loss")
     # After a resume the Trainer's mean covers only the steps it ran; the restored log covers all.
-    train_loss = sum(p.loss for p in train_losses) / len(train_losses) if start and train_losses else None
-    resume.finish(checkpoints, keep=training.keep_checkpoints)
+    resumed = start.checkpoint is not None and train_losses
+    train_loss = sum(p.loss for p in train_losses) / len(train_losses) if resumed else result.training_loss
     return TrainReport(
         backend=setup.backend,
         mode="qlora" if model.load_in_4bit else "lora",
         precision=setup.precision,
         device=device_name(),
-        eval_loss_before=float(before),
-        eval_loss_after=float(after),
-        train_loss=float(train_loss if train_loss is not None else result.training_loss),
+        eval_loss_before=before,
+        eval_loss_after=after,
+        train_loss=float(train_loss),
         train_losses=train_losses,
         eval_losses=_loss_points(history, "eval_loss"),
         steps=int(trainer.state.global_step),
@@ -242,9 +196,9 @@ def train_lora(
         gradient_checkpointing=training.gradient_checkpointing,
         memory_plan=plan.reason if plan else "off (values as configured)",
         versions=library_versions(),
-        resumed_from_step=start_step or 0,
-        train_rows=len(train_ds),
-        eval_rows=len(eval_ds),
-        train_rows_sha256=train_sha,
-        eval_rows_sha256=eval_sha,
+        resumed_from_step=start.step,
+        train_rows=rows[0],
+        eval_rows=rows[1],
+        train_rows_sha256=start.train_rows_sha256,
+        eval_rows_sha256=start.eval_rows_sha256,
     )

@@ -1,0 +1,80 @@
+"""The command line of `run.py`: check the run configuration, run (or replay) the pipeline, print the summary.
+
+Bad input (config, data files, environment) ends here with one line and exit status 2, before
+torch, datasets or any model is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from twinsft.cli.config_file import CONFIG_DIR, load_run_config, read_run_file, zenml_secrets
+from twinsft.cli.replay import STEPS
+from twinsft.config import RunConfig
+from twinsft.errors import UserError
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Run the SFT pipeline: `python run.py --config configs/lora.yaml [--no-cache] [--from-step STEP]`."
+    )
+    parser.add_argument("--config", required=True, help="run configuration: a path, or a file name in configs/")
+    parser.add_argument("--no-cache", action="store_true", help="rerun every step instead of reusing cached outputs")
+    parser.add_argument(
+        "--from-step",
+        choices=STEPS,
+        help="run this step and the ones after it again, reusing the earlier steps' outputs from the last run",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None, config_dir: Path = CONFIG_DIR) -> int:
+    args = parse_args(argv)
+    try:
+        path, cfg = checked_config(args.config, config_dir)
+        run = run_pipeline(path, cfg, no_cache=args.no_cache, from_step=args.from_step)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report(run)
+    return 0
+
+
+def checked_config(arg: str, config_dir: Path) -> tuple[Path, RunConfig]:
+    """The validated configuration, after every check that needs no heavy import (raises UserError)."""
+    from twinsft.cli.preflight import preflight
+
+    path, cfg = load_run_config(arg, config_dir=config_dir)
+    preflight(cfg, push_secrets=zenml_secrets(read_run_file(path), "push_merged"))
+    return path, cfg
+
+
+def run_pipeline(path: Path, cfg: RunConfig, no_cache: bool, from_step: str | None) -> Any:
+    from twinsft.runtime import import_unsloth_first
+    from twinsft.tracking import quiet_comet_sdk
+
+    quiet_comet_sdk()  # transformers imports comet_ml when installed: no Sentry reports from it
+    import_unsloth_first(cfg.training.backend)
+    from twinsft.cli.quiet_tracebacks import quiet_user_error_tracebacks
+    from twinsft.cli.replay import replay_from
+    from twinsft.pipelines import sft_pipeline
+    from twinsft.progress import show_progress
+
+    show_progress()
+    quiet_user_error_tracebacks()
+    options: dict[str, Any] = {"config_path": str(path)}
+    if no_cache:
+        options["enable_cache"] = False
+    pipeline = sft_pipeline.with_options(**options)
+    return replay_from(pipeline, from_step, cfg) if from_step else pipeline()
+
+
+def report(run: Any) -> None:
+    from twinsft.cli.summary import print_summary
+    from twinsft.steps.model_version import record_on_model
+
+    record_on_model(run)
+    print_summary(run)

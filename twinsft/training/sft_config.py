@@ -1,0 +1,68 @@
+"""`TrainingSpec` to TRL's `SFTConfig` in a straight line.
+
+A `TrainingSpec` field named like an `SFTConfig` field passes through unchanged. The fields in
+`TRANSLATED` are twinsft's own or mean something `SFTConfig` spells differently; each says where
+it goes. The other `SFTConfig` arguments below are fixed by the recipe.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from twinsft.config import ModelSpec, TrainingSpec
+from twinsft.runtime import Backend, Precision, cuda_available
+from twinsft.tracking import hf_report_to
+
+TRANSLATED = {
+    "backend": "picks the model loader (training.backends), not an SFTConfig argument",
+    "memory_plan": "re-splits the batch before the config is built (training.memory_plan)",
+    "precision": "bf16 / fp16",
+    "gradient_checkpointing": "TRL's checkpointing for the TRL backend; Unsloth installs its own",
+    "dataloader_workers": "dataloader_num_workers, persistent workers and prefetch",
+    "checkpoint_dir": "output_dir, one folder per run key (training.resume)",
+    "save_steps": "save_strategy and save_steps",
+    "keep_checkpoints": "training.resume deletes the run's checkpoints after success unless set",
+    "report_to": "every integration but comet_ml, which twinsft.tracking drives",
+}
+
+
+def dataloader_workers(training: TrainingSpec) -> int:
+    if training.dataloader_workers != "auto":
+        return training.dataloader_workers
+    return 2 if cuda_available() else 0
+
+
+def sft_config(
+    model: ModelSpec, training: TrainingSpec, precision: Precision, backend: Backend, output_dir: Path
+) -> Any:
+    from trl import SFTConfig
+
+    workers = dataloader_workers(training)
+    return SFTConfig(
+        **training.model_dump(exclude=set(TRANSLATED)),
+        # Translated from twinsft's fields.
+        output_dir=str(output_dir),
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        gradient_checkpointing=training.gradient_checkpointing and backend == "trl",
+        save_strategy="steps" if training.save_steps else "no",
+        save_steps=training.save_steps or 500,
+        report_to=hf_report_to(training.report_to),
+        # Collating a packed micro-batch takes milliseconds of Python; in the training process the GPU
+        # waits for it at every optimizer step (logging syncs there). Workers have it ready.
+        dataloader_num_workers=workers,
+        dataloader_persistent_workers=workers > 0,
+        dataloader_prefetch_factor=4 if workers else None,
+        # Fixed by the recipe.
+        dataset_text_field="text",
+        max_length=model.max_seq_length,
+        packing_strategy="bfd",  # padding-free: position_ids restart per sample, no cross-sample attention
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        eval_strategy="steps" if training.eval_steps else "no",
+        save_total_limit=2,  # the newest may be half-written when a crash hits; the one before stays
+        data_seed=training.seed,
+        include_num_input_tokens_seen="non_padding",  # counted without a GPU sync: training/trainer.py
+        logging_nan_inf_filter=False,  # a NaN loss is shown, not replaced; the check cost a GPU sync per micro-batch
+        disable_tqdm=True,
+    )
