@@ -6,7 +6,7 @@ PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 export ZENML_ANALYTICS_OPT_IN ?= false
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test gpu-install clean dashboard dashboard-stop
+.PHONY: install demo test lint gpu-install clean dashboard dashboard-stop
 
 install: $(STAMP)
 
@@ -22,6 +22,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 # The local ZenML dashboard on http://127.0.0.1:8237 (a daemon; runs started afterwards show up in it).
 dashboard: $(STAMP)

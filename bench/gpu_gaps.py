@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import gzip
+import itertools
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -73,7 +74,7 @@ def summarize(path: Path, min_gap_ms: float = 0.2, top: int = 12) -> str:
     window = blocks[-1][1] - blocks[0][0]
     busy = sum(e - s for s, e in blocks)
     by_stack: dict[str, list[float]] = defaultdict(list)
-    for (_, end), (nxt, _) in zip(blocks, blocks[1:]):
+    for (_, end), (nxt, _) in itertools.pairwise(blocks):
         gap = nxt - end
         if gap >= min_gap_ms * 1000:
             by_stack[host_stack_at(python_events, starts, end + gap / 2)].append(gap)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import re
@@ -43,7 +44,8 @@ REPO = Path(__file__).resolve().parents[1]
 SEQ_LEN = 2048
 EFFECTIVE_BATCH = 16
 TARGETS = LLAMA_LINEAR_MODULES  # the recipe's LoRA targets: all seven linear projections
-CASE = re.compile(r"^(?P<kind>unsloth|trl|bare)-(?P<mode>lora|qlora)(-mb(?P<mb>\d+))?(?P<nockpt>-nockpt)?(?P<plan>-plan)?(?P<hfcount>-hfcount)?$")
+CASE = re.compile(r"^(?P<kind>unsloth|trl|bare)-(?P<mode>lora|qlora)(-mb(?P<mb>\d+))?"
+                  r"(?P<nockpt>-nockpt)?(?P<plan>-plan)?(?P<hfcount>-hfcount)?$")
 
 
 def parse_case(name: str) -> dict[str, Any]:
@@ -89,7 +91,7 @@ class StepTimer:
 
     def steps(self, warmup: int) -> list[tuple[float, int]]:
         marks = self.marks[max(warmup - 1, 0): self.measured_until]
-        return [(t1 - t0, n1 - n0) for (t0, n0), (t1, n1) in zip(marks, marks[1:])]
+        return [(t1 - t0, n1 - n0) for (t0, n0), (t1, n1) in itertools.pairwise(marks)]
 
     def mark(self, tokens: int) -> None:
         _sync()
@@ -107,7 +109,7 @@ class StepTimer:
         timer = self
 
         class _Timer(TrainerCallback):
-            def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+            def on_step_end(self, args, state, control, **kw):
                 timer.mark(int(state.num_input_tokens_seen or 0))
 
         return _Timer()
@@ -203,9 +205,9 @@ def _packed_row_tokens(trainer: Any) -> int:
 def run_bare_case(case: dict[str, Any], model_dir: Path, warmup: int, steps: int,
                   profile_dir: Path | None = None) -> dict:
     """A bare Unsloth loop on random tokens: forward, backward, 8-bit AdamW step every micro-batch."""
-    import unsloth  # noqa: F401
     import bitsandbytes as bnb
     import torch
+    import unsloth  # noqa: F401
     from unsloth import FastLanguageModel
 
     from twinsft.config import LoraSpec

@@ -94,7 +94,9 @@ class SourceSpec(Section):
     artifact: str | None = Field(None, description="Name of a ZenML artifact, e.g. an upstream pipeline's dataset.")
     version: str | None = Field(None, description="Artifact version (artifact sources); default: the latest.")
     config_name: str | None = Field(None, description="Hub dataset configuration (subset) name.")
-    split: str = Field("train", description="Split to read: Hub (slicing like train[:1000] works), folders, JSON exports.")
+    split: str = Field(
+        "train", description="Split to read: Hub (slicing like train[:1000] works), folders, JSON exports."
+    )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit); pin it for exact reruns.")
     limit: int | None = Field(None, gt=0, description="Keep N rows, sampled with `seed` (after dropping duplicates).")
     fraction: float | None = Field(None, gt=0.0, le=1.0, description="Keep this share of rows, sampled with `seed`.")
@@ -173,7 +175,7 @@ class TrainingSpec(Section):
     memory_plan: Literal["auto", "off"] = Field(
         "auto",
         description="auto (CUDA only): keep batch x accumulation, but pick the micro-batch and checkpointing "
-        "that run fastest within the card's memory (twinsft/memory_plan.py); off: use the values as given.",
+        "that run fastest within the card's memory (twinsft/training/memory_plan.py); off: use the values as given.",
     )
     dataloader_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
         "auto", description="Processes that collate the next batches while the GPU trains; auto: 2 on CUDA, "

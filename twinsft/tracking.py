@@ -223,7 +223,7 @@ def existing_experiment(metadata: Mapping[str, Any], name: str) -> Iterator[Come
     mode = "offline" if mode == "offline" or os.environ.get("COMET_MODE", "").lower() == "offline" else "online"
     try:
         run = _start(mode, name, key=str(key))
-    except Exception as exc:  # noqa: BLE001 - tracking must not fail the step
+    except Exception as exc:
         log.warning("could not reopen Comet experiment %s (%s); generation not logged there", key, exc)
         run = CometRun()
     try:

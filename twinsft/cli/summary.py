@@ -42,7 +42,8 @@ def step_rows(run: Any) -> list[tuple[str, str, str, str]]:
 def step_table(run: Any) -> str:
     rows = [("step", "status", "time", "key outputs"), *step_rows(run)]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:3], widths)), row[3]]).rstrip() for row in rows]
+    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)), row[3]]).rstrip()
+             for row in rows]
     lines.insert(1, "  ".join("-" * w for w in [*widths, len(rows[0][3])]))
     return "\n".join(lines)
 

@@ -10,8 +10,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from twinsft.prompts import ALPACA
 from twinsft.data.sources.rows import SourceStats
+from twinsft.prompts import ALPACA
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -63,7 +63,7 @@ def _excerpt(text: str) -> str:
 
 def training_texts(ds: Dataset) -> list[str]:
     """What each row becomes for training (Alpaca prompt + output), EOS left out: the length that matters."""
-    return [ALPACA.training_text(i, o, "") for i, o in zip(ds["instruction"][:], ds["output"][:])]
+    return [ALPACA.training_text(i, o, "") for i, o in zip(ds["instruction"][:], ds["output"][:], strict=True)]
 
 
 def build_card(
@@ -88,7 +88,8 @@ def build_card(
         "",
         "## Rows per source",
         "",
-        "| source | from | rows read | duplicates dropped | sampled out | inputs folded | rows in mix | share | fingerprint |",
+        "| source | from | rows read | duplicates dropped | sampled out | inputs folded | rows in mix | share "
+        "| fingerprint |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, s in stats.items():
@@ -100,7 +101,7 @@ def build_card(
 
     summaries = {"all": length_summary(lengths)}
     for name in stats:
-        own = [n for n, s in zip(lengths, sources) if s == name]
+        own = [n for n, s in zip(lengths, sources, strict=True) if s == name]
         if own:
             summaries[name] = length_summary(own)
     out += [
@@ -114,7 +115,8 @@ def build_card(
     ]
     for name, summary in summaries.items():
         label = "**all**" if name == "all" else _cell(name)
-        out.append(f"| {label} | " + " | ".join(f"{summary[k]:,}" for k in ("min", "p50", "p90", "p99", "max", "mean")) + " |")
+        cells = " | ".join(f"{summary[k]:,}" for k in ("min", "p50", "p90", "p99", "max", "mean"))
+        out.append(f"| {label} | {cells} |")
     buckets = histogram(lengths)
     peak = max(c for _, _, c in buckets)
     out += ["", "| length | rows | |", "|---|---:|---|"]

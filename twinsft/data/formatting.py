@@ -16,11 +16,8 @@ def render_alpaca(ds: Dataset, eos_token: str, template: AlpacaTemplate = ALPACA
         raise ValueError("the tokenizer has no EOS token; the model could never learn to stop")
 
     def texts(batch: dict[str, list[str]]) -> dict[str, list[str]]:
-        return {
-            "text": [
-                template.training_text(i, o, eos_token) for i, o in zip(batch["instruction"], batch["output"])
-            ]
-        }
+        pairs = zip(batch["instruction"], batch["output"], strict=True)
+        return {"text": [template.training_text(i, o, eos_token) for i, o in pairs]}
 
     return ds.map(texts, batched=True, remove_columns=ds.column_names)
 

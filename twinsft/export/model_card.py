@@ -23,7 +23,8 @@ def _source(s: Any) -> str:
     else:
         where = f"ZenML artifact `{s.artifact}`" + (f" version `{s.version}`" if s.version else "")
     extras = [f"split `{s.split}`"] + ([f"revision `{s.revision}`"] if s.revision else [])
-    extras += [f"{s.limit} rows sampled" if s.limit else f"{s.fraction:.0%} of rows sampled"] if (s.limit or s.fraction) else []
+    if s.limit or s.fraction:
+        extras.append(f"{s.limit} rows sampled" if s.limit else f"{s.fraction:.0%} of rows sampled")
     return f"- **{s.name}**: {where}, " + ", ".join(extras)
 
 
@@ -35,7 +36,9 @@ def render_card(
     report: TrainReport,
     run_name: str,
 ) -> str:
-    sources = "\n".join(_source(s) for s in data.sources) if data else "- the dataset step of the pipeline that ran these steps"
+    sources = "\n".join(_source(s) for s in data.sources) if data else (
+        "- the dataset step of the pipeline that ran these steps"
+    )
     base = model.name + (f" (GGUF `{model.gguf_file}`, dequantized)" if model.gguf_file else "")
     mode = "QLoRA (4-bit NF4 base)" if report.mode == "qlora" else "LoRA (16-bit base)"
     hyper = {**{f"lora.{k}": v for k, v in lora.model_dump().items()},

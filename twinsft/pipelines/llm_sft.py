@@ -4,7 +4,17 @@ from zenml import Model, pipeline
 from zenml.enums import ExecutionMode
 
 from twinsft import steps
-from twinsft.config import DataSpec, ExportSpec, GenerationSpec, LoraSpec, ModelSpec, Section, Sections, SplitSpec, TrainingSpec
+from twinsft.config import (
+    DataSpec,
+    ExportSpec,
+    GenerationSpec,
+    LoraSpec,
+    ModelSpec,
+    Section,
+    Sections,
+    SplitSpec,
+    TrainingSpec,
+)
 from twinsft.data.sources.fingerprint import resolve_data
 from twinsft.tracking import COMET, stack_comet_tracker
 

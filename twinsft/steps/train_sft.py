@@ -11,8 +11,8 @@ from zenml.enums import ArtifactType
 
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
 from twinsft.runtime import code_digest
-from twinsft.steps.visualizations import TrainReportMaterializer
 from twinsft.steps.model_version import model_version_metadata
+from twinsft.steps.visualizations import TrainReportMaterializer
 from twinsft.tracking import training_experiment
 from twinsft.training import TrainReport, train_lora
 
@@ -37,7 +37,9 @@ def train_sft(
     context = get_step_context()
     params = {"model": model.model_dump(), "lora": lora.model_dump(), "training": training.model_dump()}
     with training_experiment(training.report_to, name=context.pipeline_run.name, params=params) as comet:
-        report = train_lora(train_dataset, test_dataset, model, lora, training, adapter_dir, callbacks=comet.callbacks())
+        report = train_lora(
+            train_dataset, test_dataset, model, lora, training, adapter_dir, callbacks=comet.callbacks()
+        )
         comet.log_report(report)
     summary = {**report.summary(), **comet.metadata()}
     log_metadata(summary, infer_artifact=True, artifact_name="lora_adapter")

@@ -38,13 +38,13 @@ class ProgressCallback(TrainerCallback):
         self.started = 0.0
         self.first_step = 0
 
-    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+    def on_train_begin(self, args, state, control, **kwargs):
         self.started = time.perf_counter()
         self.first_step = state.global_step
         self.throughput.update(state.num_input_tokens_seen or 0)
         log.info("training: %d steps", state.max_steps)
 
-    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+    def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
         if "loss" not in logs or not self.started:
             if "eval_loss" in logs:
@@ -71,10 +71,10 @@ class MetricsCallback(TrainerCallback):
         self.sink = sink
         self.throughput = Throughput()
 
-    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+    def on_train_begin(self, args, state, control, **kwargs):
         self.throughput.update(state.num_input_tokens_seen or 0)
 
-    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+    def on_log(self, args, state, control, logs=None, **kwargs):
         metrics = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
         if "loss" in metrics:
             rate = self.throughput.update(state.num_input_tokens_seen or 0)

@@ -131,7 +131,9 @@ def train_lora(
     return report
 
 
-def _evaluate_train_evaluate(setup: TrainerSetup, model: ModelSpec, start: resume.ResumePoint) -> tuple[float, Any, float]:
+def _evaluate_train_evaluate(
+    setup: TrainerSetup, model: ModelSpec, start: resume.ResumePoint
+) -> tuple[float, Any, float]:
     """Held-out loss before training, the training result, held-out loss after (peak memory counted from here)."""
     trainer, training = setup.trainer, setup.training
     if cuda_available():

@@ -16,8 +16,8 @@ import json
 import logging
 import re
 import shutil
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec

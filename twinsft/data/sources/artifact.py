@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from twinsft.config import SourceSpec
-from twinsft.errors import DataError
 from twinsft.data.sources.hub import table_from_dataset
 from twinsft.data.sources.rows import RawTable, describe
+from twinsft.errors import DataError
 
 
 def find_version(spec: SourceSpec) -> Any:
@@ -33,7 +33,8 @@ def as_table(obj: Any, split: str, where: str) -> RawTable:
     columns of lists, or an object with `to_huggingface()` (LLM Twin's instruct dataset split)."""
     if hasattr(obj, "to_huggingface") and callable(obj.to_huggingface):
         obj = obj.to_huggingface()
-    if hasattr(obj, "column_names") and hasattr(obj, "num_rows") and not isinstance(obj, dict) and hasattr(obj, "select"):
+    is_dataset = all(hasattr(obj, a) for a in ("column_names", "num_rows", "select"))
+    if is_dataset and not isinstance(obj, dict):
         return table_from_dataset(obj)
     if hasattr(obj, "to_dict") and hasattr(obj, "columns") and hasattr(obj, "iloc"):  # a pandas DataFrame
         return RawTable.from_columns(obj.to_dict(orient="list"))
@@ -43,7 +44,7 @@ def as_table(obj: Any, split: str, where: str) -> RawTable:
         if keys and all(isinstance(v, list) for v in values) and not all(
             isinstance(r, dict) for v in values for r in v
         ):
-            return RawTable.from_columns(dict(zip(keys, values)))
+            return RawTable.from_columns(dict(zip(keys, values, strict=True)))
         if split not in keys:
             raise DataError(f"{where}: no split '{split}' in the artifact; it has {sorted(map(str, keys))}; set split")
         return as_table(obj[split], split, where)

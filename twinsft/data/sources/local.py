@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from twinsft.errors import DataError
 from twinsft.data.sources.rows import RawTable
+from twinsft.errors import DataError
 
 SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 SPLIT_NAMES = ("train", "test", "validation", "valid", "dev", "eval")

@@ -79,7 +79,9 @@ def column_mapping(spec: SourceSpec, available: list[str], where: str) -> dict[s
         if theirs not in available:
             mapped = ours in spec.columns
             fix = f"fix columns.{ours}" if mapped else f"rename it or map it with columns: {{{ours}: <column>}}"
-            raise DataError(f"{where}: column '{theirs}' missing{_closest(theirs, available)}; it has {available}; {fix}")
+            raise DataError(
+                f"{where}: column '{theirs}' missing{_closest(theirs, available)}; it has {available}; {fix}"
+            )
     return mapping
 
 
@@ -106,7 +108,9 @@ def _sample_size(spec: SourceSpec, n: int) -> int:
     return n
 
 
-def prepare(table: RawTable, spec: SourceSpec, where: str, seed: int | None = None) -> tuple[dict[str, list[str]], SourceStats]:
+def prepare(
+    table: RawTable, spec: SourceSpec, where: str, seed: int | None = None
+) -> tuple[dict[str, list[str]], SourceStats]:
     """Map, check, fold `input`, drop duplicates, sample. Returns instruction/output columns and what happened."""
     if table.num_rows == 0:
         raise DataError(f"{where} is empty: no rows in split '{spec.split}'; check the file, split or artifact")
@@ -119,8 +123,8 @@ def prepare(table: RawTable, spec: SourceSpec, where: str, seed: int | None = No
 
     instructions, outputs = columns["instruction"], columns["output"]
     if "input" in columns:
-        folded = [fold_input(i, x) for i, x in zip(instructions, columns["input"])]
-        stats.inputs_folded = sum(a is not b for a, b in zip(folded, instructions))
+        folded = [fold_input(i, x) for i, x in zip(instructions, columns["input"], strict=True)]
+        stats.inputs_folded = sum(a is not b for a, b in zip(folded, instructions, strict=True))
         instructions = folded
 
     keep = range(len(instructions))
