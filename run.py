@@ -9,13 +9,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from twinsft.cli import main as cli
+from twinsft.cli.main import run_command
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.main(argv, config_dir=CONFIGS)
+    return run_command(argv, config_dir=CONFIGS)
 
 
 if __name__ == "__main__":

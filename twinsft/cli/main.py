@@ -31,7 +31,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None, config_dir: Path = CONFIG_DIR) -> int:
+def run_command(argv: list[str] | None = None, config_dir: Path = CONFIG_DIR) -> int:
+    """`run.py`'s whole life: 0 after a run, 2 after bad input (one `error:` line on stderr)."""
     args = parse_args(argv)
     try:
         path, cfg = checked_config(args.config, config_dir)

@@ -58,13 +58,9 @@ class ResumePoint:
 
     folder: Path
     checkpoint: Path | None
+    step: int  # the optimizer step training resumes after; 0 for a fresh start
     train_rows_sha256: str
     eval_rows_sha256: str
-
-    @property
-    def step(self) -> int:
-        """The optimizer step training resumes after; 0 for a fresh start."""
-        return (checkpoint_step(self.checkpoint) or 0) if self.checkpoint else 0
 
 
 def resume_point(train_ds: Dataset, eval_ds: Dataset, model: ModelSpec, lora: LoraSpec,
@@ -73,7 +69,10 @@ def resume_point(train_ds: Dataset, eval_ds: Dataset, model: ModelSpec, lora: Lo
     on another card still finds it), and its newest complete checkpoint."""
     train_sha, eval_sha = content_hash(train_ds), content_hash(eval_ds)
     folder = run_dir(training, run_key(train_sha, eval_sha, model, lora, training))
-    return ResumePoint(folder, latest_complete(folder), train_sha, eval_sha)
+    checkpoint = latest_complete(folder)
+    # Read the step now: the Trainer deletes old checkpoints (save_total_limit) as it saves new ones.
+    step = (checkpoint_step(checkpoint) or 0) if checkpoint is not None else 0
+    return ResumePoint(folder, checkpoint, step, train_sha, eval_sha)
 
 
 def checkpoint_step(path: Path) -> int | None:
