@@ -1,0 +1,278 @@
+"""The bad-input catalogue: every case ends `run.py` with one line naming the field or file and the fix.
+
+Each case runs `run.py` in a fresh interpreter in which importing a heavy library (torch, datasets,
+transformers, TRL, PEFT, ZenML) fails, so "no model loaded" is enforced, not just observed. Only the
+cases that must ask whether CUDA is present may import torch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import pytest
+import yaml
+
+from tests.helpers import ROOT, tiny_parameters
+
+HEAVY = ("torch", "datasets", "transformers", "trl", "peft", "accelerate", "zenml")
+
+PROBE = r"""
+import importlib.abc, importlib.util, sys
+allowed = set(filter(None, sys.argv[1].split(",")))
+
+class BlockHeavy(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path, target=None):
+        if name.partition(".")[0] in HEAVY and name.partition(".")[0] not in allowed:
+            return importlib.util.spec_from_loader(name, self)
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        raise ImportError(f"blocked heavy import: {module.__name__}")
+
+sys.meta_path.insert(0, BlockHeavy())
+exec(sys.argv[2])
+import run
+sys.exit(run.main(sys.argv[3:]))
+""".replace("HEAVY", repr(HEAVY))
+
+# With torch reporting a CUDA device (the torch boundary), the next requirement is bitsandbytes.
+FAKE_CUDA = "import torch; torch.cuda.is_available = lambda: True"
+NO_CUDA = pytest.mark.skipif(
+    importlib.util.find_spec("torch") is not None and __import__("torch").cuda.is_available(), reason="CUDA present"
+)
+NO_BNB = pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is not None, reason="bitsandbytes installed")
+
+
+class Case(NamedTuple):
+    edit: Callable[[dict, Path], Any]  # edits the tiny run's parameters; may return a whole document
+    fragments: list  # the one line must contain each (a tuple: any of its options)
+    allow_torch: bool = False  # only cases that must ask torch whether CUDA is present
+    prelude: str = ""  # run in the probe before run.main
+
+
+def set_in(params: dict, dotted: str, value) -> None:
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        params = params[key]
+    params[leaf] = value
+
+
+def first_source_rows(params: dict, text: str) -> None:
+    Path(params["data"]["sources"][0]["path"]).write_text(text)
+
+
+ROWS = "".join(json.dumps({"instruction": f"q{i}", "output": f"a{i}"}) + "\n" for i in range(4))
+
+CASES = {
+    "unknown_key": Case(
+        lambda p, tmp: set_in(p, "training.learning_rat", 1e-3),
+        ["parameters.training.learning_rat", "unknown key", "check its spelling"],
+    ),
+    "misspelt_section": Case(
+        lambda p, tmp: p.update(trainig={"max_steps": 3}),
+        ["parameters.trainig", "unknown key", "check its spelling"],
+    ),
+    "wrong_type": Case(lambda p, tmp: set_in(p, "lora.r", "big"), ["parameters.lora.r", "valid integer", "'big'"]),
+    "lr_zero": Case(
+        lambda p, tmp: set_in(p, "training.learning_rate", 0), ["parameters.training.learning_rate", "greater than 0"]
+    ),
+    "lr_negative": Case(
+        lambda p, tmp: set_in(p, "training.learning_rate", -1e-4),
+        ["parameters.training.learning_rate", "greater than 0"],
+    ),
+    "r_zero": Case(lambda p, tmp: set_in(p, "lora.r", 0), ["parameters.lora.r", "greater than 0"]),
+    "test_size_one": Case(
+        lambda p, tmp: set_in(p, "split.test_size", 1.0), ["parameters.split.test_size", "less than 1"]
+    ),
+    "test_size_zero": Case(
+        lambda p, tmp: set_in(p, "split.test_size", 0), ["parameters.split.test_size", "greater than 0"]
+    ),
+    "max_length_below_template": Case(
+        lambda p, tmp: p.update(model={"name": "HuggingFaceTB/SmolLM2-135M", "max_seq_length": 100}),
+        ["model.max_seq_length 100 is too short for the Alpaca template", "raise it to at least"],
+    ),
+    "bad_yaml": Case(lambda p, tmp: "parameters: [unclosed\n", ["bad.yaml", "line 2", "is not valid YAML"]),
+    "missing_data_file": Case(
+        lambda p, tmp: set_in(p["data"]["sources"][0], "path", "/nope/missing.jsonl"),
+        ["data source 'twin'", "'/nope/missing.jsonl' not found", "fix its path"],
+    ),
+    "unsupported_data_file": Case(
+        lambda p, tmp: (tmp / "twin.xlsx").write_text("x")
+        and set_in(p["data"]["sources"][0], "path", str(tmp / "twin.xlsx")),
+        ["data source 'twin'", "'.xlsx' files are not supported", ".jsonl"],
+    ),
+    "broken_jsonl_line": Case(
+        lambda p, tmp: first_source_rows(p, ROWS[: ROWS.index("\n") + 1] + '{"instruction": "q", "output"\n' + ROWS),
+        ["twin", "line 2"],
+    ),
+    "missing_column": Case(
+        lambda p, tmp: first_source_rows(p, json.dumps({"question": "q", "output": "a"}) + "\n"),
+        ["twin", "instruction"],
+    ),
+    "empty_dataset": Case(lambda p, tmp: first_source_rows(p, ""), ["twin", ("empty", "no rows")]),
+    "qlora_without_cuda": Case(
+        lambda p, tmp: set_in(p, "model.load_in_4bit", True),
+        ["model.load_in_4bit (QLoRA) needs a CUDA GPU", "set it to false"],
+        allow_torch=True,
+    ),
+    "unsloth_without_cuda": Case(
+        lambda p, tmp: set_in(p, "training.backend", "unsloth"),
+        ["training.backend 'unsloth' needs a CUDA GPU", "use backend: trl"],
+        allow_torch=True,
+    ),
+    "bitsandbytes_missing_for_qlora": Case(
+        lambda p, tmp: set_in(p, "model.load_in_4bit", True),
+        ["model.load_in_4bit (QLoRA) needs bitsandbytes", "pip install -e '.[gpu]'"],
+        allow_torch=True,
+        prelude=FAKE_CUDA,
+    ),
+    "bitsandbytes_missing_for_8bit_adam": Case(
+        lambda p, tmp: set_in(p, "training.optim", "adamw_8bit"),
+        ["training.optim 'adamw_8bit' needs bitsandbytes", "pip install -e '.[gpu]'"],
+    ),
+    "push_without_token": Case(
+        lambda p, tmp: p["export"].update(push=True, repo_id="me/twin"),
+        ["export.push is on but HF_TOKEN is not set", "export HF_TOKEN or set push: false"],
+    ),
+    "push_repo_id_malformed": Case(
+        lambda p, tmp: p["export"].update(push=True, repo_id="me/my model"),
+        ["parameters.export", "export.repo_id 'me/my model' must look like 'user/name'"],
+    ),
+    "push_repo_id_without_user": Case(
+        lambda p, tmp: p["export"].update(push=True, repo_id="twin"),
+        ["export.repo_id 'twin' must look like 'user/name'"],
+    ),
+    "output_dir_not_writable": Case(
+        lambda p, tmp: set_in(p, "export.output_dir", "/sys/twinsft-out"),
+        ["export.output_dir '/sys/twinsft-out' is not writable", "pick another directory"],
+    ),
+    "output_dir_under_a_file": Case(
+        lambda p, tmp: (tmp / "afile").write_text("") or set_in(p, "export.output_dir", str(tmp / "afile" / "m")),
+        ["export.output_dir", "is a file, not a directory", "pick another directory"],
+    ),
+    "checkpoint_dir_not_writable": Case(
+        lambda p, tmp: set_in(p, "training.checkpoint_dir", "/sys/twinsft-ckpt"),
+        ["training.checkpoint_dir '/sys/twinsft-ckpt' is not writable", "pick another directory"],
+    ),
+    "gated_model_without_token": Case(
+        lambda p, tmp: p.update(model={"name": "meta-llama/Llama-3.1-8B", "max_seq_length": 2048}),
+        ["model.name 'meta-llama/Llama-3.1-8B' is gated", "accept its license", "export HF_TOKEN"],
+    ),
+    "comet_without_key": Case(
+        lambda p, tmp: set_in(p, "training.report_to", ["comet_ml"]),
+        ["training.report_to has comet_ml but COMET_API_KEY is not set", "COMET_MODE=offline"],
+    ),
+    "top_level_enable_cache": Case(
+        lambda p, tmp: {"enable_cache": False, "parameters": p},
+        ["remove the top-level 'enable_cache'", "--no-cache"],
+    ),
+}
+MARKS = {
+    "qlora_without_cuda": [NO_CUDA],
+    "unsloth_without_cuda": [NO_CUDA],
+    "bitsandbytes_missing_for_qlora": [NO_BNB],
+    "bitsandbytes_missing_for_8bit_adam": [NO_BNB],
+}
+
+
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    """No tokens, and a private (empty) Hugging Face cache, so the gated and template rules see no copies."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "COMET_API_KEY", "COMET_MODE")}
+    return {**env, "HF_HOME": str(tmp_path / "hf-home")}
+
+
+def run_probe(
+    tmp_path: Path, argv: list[str], allow_torch: bool = False, prelude: str = ""
+) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-c", PROBE, "torch" if allow_torch else "", prelude, *argv]
+    return subprocess.run(cmd, cwd=ROOT, env=clean_env(tmp_path), capture_output=True, text=True, timeout=120)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, fragments: list) -> str:
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    print(lines[0])
+    for fragment in fragments:
+        options = fragment if isinstance(fragment, tuple) else (fragment,)
+        assert any(o in lines[0] for o in options), (fragment, lines[0])
+    return lines[0]
+
+
+def test_the_catalogue_has_at_least_15_cases():
+    assert len(CASES) >= 15
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=MARKS.get(c, []), id=c) for c in CASES])
+def test_bad_input_is_one_line_exit_2_before_any_model(case, tmp_path, tiny_model_dir, data_files):
+    spec = CASES[case]
+    params = tiny_parameters(tiny_model_dir, *data_files, tmp_path)
+    document = spec.edit(params, tmp_path)
+    config = tmp_path / "bad.yaml"
+    if isinstance(document, str):
+        config.write_text(document)
+    else:
+        config.write_text(yaml.safe_dump(document if isinstance(document, dict) else {"parameters": params}))
+    proc = run_probe(tmp_path, ["--config", str(config)], spec.allow_torch, spec.prelude)
+    assert_one_line_error(proc, spec.fragments)
+
+
+def test_missing_config_file_lists_the_shipped_ones(tmp_path):
+    proc = run_probe(tmp_path, ["--config", "no-such-config.yaml"])
+    assert_one_line_error(proc, ["config file 'no-such-config.yaml' not found", "lora.yaml", "demo.yaml"])
+
+
+def test_the_good_config_passes_preflight_without_heavy_imports(tmp_path, tiny_model_dir, data_files):
+    """The control: the same probe with the unedited config gets past every check (to the pipeline import)."""
+    params = tiny_parameters(tiny_model_dir, *data_files, tmp_path)
+    config = tmp_path / "good.yaml"
+    config.write_text(yaml.safe_dump({"parameters": params}))
+    proc = run_probe(tmp_path, ["--config", str(config)])
+    assert proc.returncode != 2 and not any(line.startswith("error: ") for line in proc.stderr.splitlines())
+    assert "blocked heavy import: zenml" in proc.stderr  # stopped only where the pipeline itself loads
+
+
+@pytest.mark.parametrize(
+    ("setup", "what"),
+    [
+        (lambda tmp, env: env.update(HF_TOKEN="hf_fake"), "a token in HF_TOKEN"),
+        (lambda tmp, env: write_cached_config(tmp / "hf-home" / "hub", "meta-llama/Llama-3.1-8B"), "a cached copy"),
+    ],
+)
+def test_a_gated_model_passes_with_a_token_or_a_cached_copy(tmp_path, tiny_model_dir, data_files, setup, what):
+    params = tiny_parameters(tiny_model_dir, *data_files, tmp_path)
+    params["model"] = {"name": "meta-llama/Llama-3.1-8B", "max_seq_length": 2048}
+    config = tmp_path / "gated.yaml"
+    config.write_text(yaml.safe_dump({"parameters": params}))
+    env = clean_env(tmp_path)
+    setup(tmp_path, env)
+    cmd = [sys.executable, "-c", PROBE, "", "", "--config", str(config)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert "blocked heavy import: zenml" in proc.stderr, (what, proc.stderr[-2000:])
+
+
+def write_cached_config(hub_cache: Path, repo_id: str) -> None:
+    """The Hugging Face cache layout for one file of a model at `main`."""
+    repo = hub_cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+
+
+def test_push_with_hf_token_from_a_zenml_secret_defers_the_token_check_to_the_step(tmp_path, tiny_model_dir,
+                                                                                     data_files):
+    params = tiny_parameters(tiny_model_dir, *data_files, tmp_path)
+    params["export"].update(push=True, repo_id="me/twin")
+    config = tmp_path / "secret.yaml"
+    config.write_text(yaml.safe_dump({"parameters": params, "steps": {"push_merged": {"secrets": ["hf"]}}}))
+    proc = run_probe(tmp_path, ["--config", str(config)])
+    assert "blocked heavy import: zenml" in proc.stderr, proc.stderr[-2000:]  # preflight passed
