@@ -1,4 +1,5 @@
-"""Offline fixtures: a private ZenML store, a tiny random Llama + tokenizer, small instruction files."""
+"""Offline fixtures: a private ZenML store, a tiny random Llama + tokenizer, small instruction files, its
+train/test texts and a LoRA adapter for it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import GENERAL_ROWS, ROOT, TWIN_ROWS, build_tokenizer, write_jsonl
+
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_env(tmp_path_factory: pytest.TempPathFactory):
@@ -67,3 +69,39 @@ def data_files(tmp_path: Path) -> tuple[Path, Path]:
     return write_jsonl(tmp_path / "twin.jsonl", TWIN_ROWS), write_jsonl(tmp_path / "general.jsonl", GENERAL_ROWS)
 
 
+
+
+@pytest.fixture(scope="module")
+def text_splits(tiny_model_dir):
+    """The sample rows rendered as Alpaca training texts, split 80/20 with seed 0."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from twinsft.data.formatting import render_alpaca, split_dataset
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    ds = render_alpaca(Dataset.from_list(TWIN_ROWS + GENERAL_ROWS), eos_token=tok.eos_token)
+    return split_dataset(ds, test_size=0.2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def adapter_dir(tiny_model_dir, tmp_path_factory):
+    """A LoRA adapter with non-zero B matrices, so merging visibly changes the weights."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from twinsft.config import LoraSpec
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    spec = LoraSpec(r=4, alpha=8)
+    model = get_peft_model(base, LoraConfig(r=spec.r, lora_alpha=spec.alpha, target_modules=spec.target_modules))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    out = tmp_path_factory.mktemp("adapter")
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(out)
+    return out

@@ -1,16 +1,24 @@
 """Helpers the tests share: sample rows, file writers, a tiny tokenizer, a two-step run configuration,
-and loaders that only tests need."""
+a training spec, run.py in a probe interpreter, step statuses, and loaders that only tests need."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 
+import yaml
+
 from twinsft.cli.replay import STEPS  # the pipeline's steps in order, as run.py's --from-step knows them
+from twinsft.config import TrainingSpec
 
 ROOT = Path(__file__).resolve().parents[1]
-__all__ = ["GENERAL_ROWS", "ROOT", "STEPS", "TWIN_ROWS", "build_tokenizer", "load_mix", "load_source", "tiny_parameters",
-           "write_jsonl"]
+__all__ = [
+    "CLI_PROBE", "GENERAL_ROWS", "ROOT", "STEPS", "TWIN_ROWS", "build_tokenizer", "load_mix", "load_source", "run_cli",
+    "statuses", "tiny_parameters", "training_spec", "write_config", "write_jsonl",
+]
 
 TWIN_ROWS = [
     {"instruction": f"Give me a tip about topic {i}.", "output": f"Tip {i}: measure before you tune. Ship it."}
@@ -83,3 +91,42 @@ def load_mix(spec, seed: int | None = None):
 
     ds, report = load_mix_report(spec, seed)
     return ds, report.rows_per_source
+
+
+def training_spec(tmp_path, **overrides) -> TrainingSpec:
+    """A TrainingSpec for the tiny model on CPU: 16 steps, checkpoints under tmp_path."""
+    base = dict(
+        learning_rate=3e-2,
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=1,
+        max_steps=16,
+        warmup_steps=0,
+        optim="adamw_torch",
+        gradient_checkpointing=False,
+        logging_steps=1,
+        checkpoint_dir=str(tmp_path / "ckpt"),
+    )
+    return TrainingSpec(**{**base, **overrides})
+
+
+# run.py's main in a fresh interpreter, then which heavy libraries it imported.
+CLI_PROBE = (
+    "import sys, run; rc = run.main(sys.argv[1:]); "
+    "heavy = sorted(m for m in ('torch', 'datasets', 'transformers', 'trl', 'zenml') if m in sys.modules); "
+    "print('HEAVY', heavy); sys.exit(rc)"
+)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", CLI_PROBE, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+
+
+def write_config(path: Path, parameters: dict) -> Path:
+    path.write_text(yaml.safe_dump({"parameters": parameters}))
+    return path
+
+
+def statuses(run, names: Iterable[str] = STEPS) -> dict[str, str]:
+    """Each named step's status in a pipeline run (by default the six steps of ours)."""
+    return {name: run.steps[name].status.value for name in names}

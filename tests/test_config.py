@@ -1,13 +1,11 @@
-from pathlib import Path
-
 import pytest
 import yaml
 
-from twinsft.config import LLAMA_LINEAR_MODULES, RunConfig
+from tests.helpers import ROOT
 from twinsft.cli.config_file import load_run_config, parse_parameters, resolve_config_path
+from twinsft.config import LLAMA_LINEAR_MODULES, RunConfig
 from twinsft.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 MINIMAL = {"data": {"sources": [{"name": "a", "path": "a.jsonl"}]}}
 
@@ -76,7 +74,7 @@ def test_bare_name_resolves_in_configs_dir(tmp_path):
     (tmp_path / "mine.yaml").write_text("parameters: {}")
     assert resolve_config_path("mine.yaml", tmp_path) == tmp_path / "mine.yaml"
     assert resolve_config_path("mine", tmp_path) == tmp_path / "mine.yaml"
-    with pytest.raises(ConfigError, match="config file 'nope.yaml' not found; .*mine.yaml"):
+    with pytest.raises(ConfigError, match=r"config file 'nope.yaml' not found; .*mine.yaml"):
         resolve_config_path("nope.yaml", tmp_path)
 
 

@@ -1,10 +1,8 @@
 import importlib.util
 
 import pytest
-from datasets import Dataset
 
 from twinsft.config import ModelSource
-from twinsft.data.hashing import content_hash
 from twinsft.models import load_tokenizer, prepare_tokenizer, resolve_model
 
 
@@ -34,23 +32,3 @@ def test_embedded_gguf_converts_once_to_a_plain_checkpoint_with_the_right_eos():
     assert tok.eos_token == "<|im_end|>" and tok.eos_token_id == config.eos_token_id
     assert tok.pad_token is not None and tok.pad_token_id != tok.eos_token_id
     assert resolve_model(spec) == path  # cached: same directory, no second conversion
-
-
-def test_dataset_content_hash_sees_rows_not_fingerprints():
-    rows = [{"text": f"row {i}"} for i in range(10)]
-    a = Dataset.from_list(rows)
-    b = a.map(lambda r: r)  # same rows, new fingerprint
-    assert a._fingerprint != b._fingerprint and content_hash(a) == content_hash(b)
-    assert content_hash(a) != content_hash(Dataset.from_list(rows[:-1] + [{"text": "other"}]))
-    shuffled = a.shuffle(seed=0)
-    assert content_hash(shuffled) == content_hash(Dataset.from_list(shuffled.to_list()))
-
-
-def test_materializer_round_trip(tmp_path):
-    from twinsft.steps.dataset_materializer import DatasetMaterializer
-
-    ds = Dataset.from_list([{"text": f"row {i}", "n": i} for i in range(7)]).shuffle(seed=3)
-    mat = DatasetMaterializer(uri=str(tmp_path))
-    mat.save(ds)
-    back = mat.load(Dataset)
-    assert back.to_list() == ds.to_list() and content_hash(back) == content_hash(ds)

@@ -2,36 +2,10 @@
 
 import pytest
 import torch
-from datasets import Dataset
 
-from tests.helpers import GENERAL_ROWS, TWIN_ROWS
-from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
-from twinsft.data.formatting import render_alpaca, split_dataset
+from tests.helpers import training_spec
+from twinsft.config import LoraSpec, ModelSpec
 from twinsft.training import train_lora
-
-
-@pytest.fixture(scope="module")
-def text_splits(tiny_model_dir):
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    ds = render_alpaca(Dataset.from_list(TWIN_ROWS + GENERAL_ROWS), eos_token=tok.eos_token)
-    return split_dataset(ds, test_size=0.2, seed=0)
-
-
-def training_spec(tmp_path, **overrides) -> TrainingSpec:
-    base = dict(
-        learning_rate=3e-2,
-        per_device_train_batch_size=2,
-        gradient_accumulation_steps=1,
-        max_steps=16,
-        warmup_steps=0,
-        optim="adamw_torch",
-        gradient_checkpointing=False,
-        logging_steps=1,
-        checkpoint_dir=str(tmp_path / "ckpt"),
-    )
-    return TrainingSpec(**{**base, **overrides})
 
 
 def test_lora_training_lowers_held_out_loss_and_saves_adapter(tmp_path, tiny_model_dir, text_splits):

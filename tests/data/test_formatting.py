@@ -1,6 +1,8 @@
 from datasets import Dataset
 
+from tests.helpers import GENERAL_ROWS, TWIN_ROWS
 from twinsft.data.formatting import render_alpaca, split_dataset
+from twinsft.data.hashing import content_hash
 from twinsft.prompts import ALPACA
 
 EXPECTED = (
@@ -46,3 +48,12 @@ def test_split_is_seeded_and_disjoint():
     assert (len(train), len(test)) == (95, 5)
     assert set(train["text"]).isdisjoint(test["text"])
     assert train["text"][:] == again["text"][:] and train["text"][:] != other["text"][:]
+
+
+def test_split_depends_only_on_the_seed():
+    ds = render_alpaca(Dataset.from_list(TWIN_ROWS + GENERAL_ROWS), eos_token="</s>")
+    a, b, c = (split_dataset(ds, test_size=0.2, seed=s) for s in (0, 0, 1))
+    assert [content_hash(x) for x in a] == [content_hash(x) for x in b]
+    assert list(a[1]["text"]) == list(b[1]["text"])
+    assert set(a[1]["text"]) != set(c[1]["text"])
+    assert set(c[0]["text"]) | set(c[1]["text"]) == set(ds["text"])

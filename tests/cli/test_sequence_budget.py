@@ -1,14 +1,11 @@
-"""The rules behind preflight's template-length, gated-model and bitsandbytes checks."""
-
-import importlib.util
+"""The rule behind preflight's template-length check: the Alpaca template plus a minimal sample must fit."""
 
 import pytest
 
-from twinsft.config import ModelSpec, TrainingSpec
+from twinsft.cli.sequence_budget import MIN_CONTENT_TOKENS, SPECIAL_TOKENS, check_template_fits, template_tokens
+from twinsft.config import ModelSpec
 from twinsft.errors import ConfigError
 from twinsft.prompts import ALPACA
-from twinsft.runtime import check_training_requirements
-from twinsft.cli.sequence_budget import MIN_CONTENT_TOKENS, SPECIAL_TOKENS, check_template_fits, template_tokens
 
 
 def test_template_tokens_are_counted_exactly_with_a_local_tokenizer(tiny_model_dir):
@@ -31,14 +28,3 @@ def test_the_limit_is_template_plus_minimal_sample(tiny_model_dir):
     check_template_fits(ModelSpec(name="some-org/not-downloaded", max_seq_length=need))
     with pytest.raises(ConfigError, match=f"raise it to at least {need}"):
         check_template_fits(ModelSpec(name="some-org/not-downloaded", max_seq_length=need - 1))
-
-
-def test_qlora_with_cuda_but_without_bitsandbytes_names_the_install(monkeypatch):
-    """CUDA reported present at the torch boundary; bitsandbytes is really absent on this machine."""
-    if importlib.util.find_spec("bitsandbytes") is not None:
-        pytest.skip("bitsandbytes installed")
-    import torch
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    with pytest.raises(ConfigError, match=r"model.load_in_4bit \(QLoRA\) needs bitsandbytes: `pip install"):
-        check_training_requirements(ModelSpec(load_in_4bit=True), TrainingSpec(optim="adamw_torch"))

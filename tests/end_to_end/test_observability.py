@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import GENERAL_ROWS, TWIN_ROWS, tiny_parameters, write_jsonl
+from tests.helpers import GENERAL_ROWS, STEPS, TWIN_ROWS, tiny_parameters, write_jsonl
 
-STEPS = ["load_datasets", "format_alpaca", "split", "train_sft", "smoke_generate", "push_merged"]
 MODEL_NAME = "twinsft-observability-test"
 
 
@@ -89,8 +88,8 @@ def test_model_version_links_outputs_and_carries_eval_losses(runs):
 
     first, second, _, _ = runs
     client = Client()
-    expected = {"raw_dataset", "dataset_card", "sft_dataset", "train_dataset", "test_dataset", "lora_adapter", "train_report",
-                "smoke_generation", "merged_model"}
+    expected = {"raw_dataset", "dataset_card", "sft_dataset", "train_dataset", "test_dataset", "lora_adapter",
+                "train_report", "smoke_generation", "merged_model"}
     report = fresh(first).steps["train_sft"].outputs["train_report"][0].load()
     for run in (first, second):  # a trained run and its fully cached rerun: each a version with everything
         version = fresh(run).model_version

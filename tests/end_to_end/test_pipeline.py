@@ -10,10 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import GENERAL_ROWS, write_jsonl, tiny_parameters
-
-ROOT = Path(__file__).resolve().parents[1]
-STEPS = ["load_datasets", "format_alpaca", "split", "train_sft", "smoke_generate", "push_merged"]
+from tests.helpers import GENERAL_ROWS, ROOT, STEPS, statuses, tiny_parameters, write_jsonl
 
 
 def run_pipeline(tmp_path: Path, parameters: dict):
@@ -22,10 +19,6 @@ def run_pipeline(tmp_path: Path, parameters: dict):
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({"parameters": parameters}))
     return sft_pipeline.with_options(config_path=str(config))()
-
-
-def statuses(run) -> dict[str, str]:
-    return {name: run.steps[name].status.value for name in STEPS}
 
 
 @pytest.fixture

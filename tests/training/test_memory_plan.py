@@ -4,10 +4,9 @@ import pytest
 from transformers import LlamaConfig
 
 from bench.random_llama import SHAPES
-from bench.train_throughput import flops_per_token, parse_case
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
-from twinsft.training.memory_plan import ModelShape, Workload, plan_batch, predict_peak_gib
 from twinsft.training.fine_tune import plan_memory
+from twinsft.training.memory_plan import ModelShape, Workload, plan_batch, predict_peak_gib
 
 LLAMA_8B = ModelShape.from_config(LlamaConfig(**SHAPES["llama-3.1-8b"]))
 TARGETS = LoraSpec().target_modules
@@ -82,20 +81,3 @@ def test_plan_on_a_card_too_small_says_so():
 def test_without_cuda_the_configured_values_stand():
     training = TrainingSpec(per_device_train_batch_size=3, gradient_accumulation_steps=5, memory_plan="auto")
     assert plan_memory(ModelSpec(), LoraSpec(), training, "trl") == (training, None)
-
-
-def test_benchmark_flops_and_cases(tiny_model_dir):
-    from bench.train_throughput import TARGETS as BENCH_TARGETS
-
-    assert BENCH_TARGETS == TARGETS
-    assert parse_case("unsloth-lora-mb4-nockpt") == {"name": "unsloth-lora-mb4-nockpt", "kind": "unsloth",
-                                                     "mode": "lora", "micro_batch": 4, "checkpointing": False,
-                                                     "plan": False, "hfcount": False}
-    assert parse_case("unsloth-lora-plan-hfcount")["hfcount"]
-    for wrong in ("bare-lora-plan", "bare-lora-mb2-hfcount", "unsloth-lora-hfcount-plan"):
-        with pytest.raises(SystemExit):
-            parse_case(wrong)
-    shape = ModelShape.from_config(LlamaConfig.from_pretrained(tiny_model_dir))
-    expected = 4 * (shape.linear_params + shape.vocab * shape.hidden) + 6 * shape.lora_params(32, TARGETS) \
-        + 12 * shape.layers * shape.hidden * 2048
-    assert flops_per_token(tiny_model_dir) == expected

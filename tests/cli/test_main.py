@@ -1,31 +1,11 @@
-"""run.py rejects bad input with one line and exit status 2, before torch/datasets/models load."""
+"""run.py rejects bad input, bad local data included, with one line and exit status 2, before
+torch/datasets/ZenML or a model load."""
 
 import importlib.util
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.helpers import tiny_parameters
-
-ROOT = Path(__file__).resolve().parents[1]
-
-PROBE = (
-    "import sys, run; rc = run.main(sys.argv[1:]); "
-    "heavy = sorted(m for m in ('torch', 'datasets', 'transformers', 'trl', 'zenml') if m in sys.modules); "
-    "print('HEAVY', heavy); sys.exit(rc)"
-)
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", PROBE, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
-
-
-def write_config(path: Path, parameters: dict) -> Path:
-    path.write_text(yaml.safe_dump({"parameters": parameters}))
-    return path
+from tests.helpers import run_cli, tiny_parameters, write_config
 
 
 @pytest.fixture
@@ -64,3 +44,29 @@ def test_missing_config_file_lists_the_shipped_ones():
     proc = run_cli("--config", "nope.yaml")
     assert proc.returncode == 2
     assert "config file 'nope.yaml' not found" in proc.stderr and "lora.yaml" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"instruction": "a", "output": "b"}\n{"instruction": "c", "output": "d"}\n{"instruction": oops\n',
+         ["line 3 is not valid JSON"]),
+        ('{"instruction": "a", "answer": "b"}\n', ["column 'output' missing", "['instruction', 'answer']"]),
+        ("", ["is empty: no rows"]),
+    ],
+    ids=["broken-line", "missing-column", "empty"],
+)
+def test_bad_local_data_exits_2_with_one_line_before_heavy_imports(tmp_path, data_files, tiny_model_dir, content,
+                                                                     expected):
+    bad = tmp_path / "mine.jsonl"
+    bad.write_text(content)
+    parameters = tiny_parameters(tiny_model_dir, *data_files, tmp_path)
+    parameters["data"]["sources"].append({"name": "mine", "path": str(bad)})
+    proc = run_cli("--config", str(write_config(tmp_path / "bad.yaml", parameters)))
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert f"data source 'mine' ({bad})" in lines[0]
+    for text in expected:
+        assert text in lines[0], lines[0]
+    assert "HEAVY []" in proc.stdout

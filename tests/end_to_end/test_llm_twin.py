@@ -9,12 +9,11 @@ from datasets import Dataset
 from zenml import pipeline, step
 from zenml.client import Client
 
-from tests.helpers import GENERAL_ROWS, TWIN_ROWS, tiny_parameters
+from tests.helpers import GENERAL_ROWS, STEPS, TWIN_ROWS, statuses, tiny_parameters
 from twinsft.cli.config_file import parse_parameters
 from twinsft.steps.dataset_materializer import DatasetMaterializer
 
 ARTIFACT = "llmtwin_instruct_dataset"
-OURS = ["load_datasets", "format_alpaca", "split", "train_sft", "smoke_generate", "push_merged"]
 
 
 @step
@@ -26,10 +25,6 @@ def generate_instruction_dataset(rows: list[dict]) -> Annotated[dict, ARTIFACT]:
 @pipeline(name="generate_instruction_dataset")
 def upstream(rows: list[dict]):
     generate_instruction_dataset(rows)
-
-
-def statuses(run, names) -> dict[str, str]:
-    return {name: run.steps[name].status.value for name in names}
 
 
 def run_ours(tmp_path: Path, parameters: dict):
@@ -47,7 +42,7 @@ def test_trains_on_an_upstream_artifact_by_name_and_follows_new_versions(tmp_pat
     params["data"] = {"sources": [{"name": "llmtwin", "artifact": ARTIFACT}]}
 
     first = run_ours(tmp_path, params)
-    assert statuses(first, OURS) == dict.fromkeys(OURS, "completed")
+    assert statuses(first) == dict.fromkeys(STEPS, "completed")
     raw = first.steps["load_datasets"].outputs["raw_dataset"][0]
     assert raw.load()["instruction"][:] == [r["instruction"] for r in rows[:-4]]  # the train split
     latest = Client().get_artifact_version(ARTIFACT)
@@ -58,12 +53,12 @@ def test_trains_on_an_upstream_artifact_by_name_and_follows_new_versions(tmp_pat
     assert card.visualizations and card.visualizations[0].type.value == "markdown"
     assert "| llmtwin | ZenML artifact" in card.load() and "tokens (" in card.load()
 
-    assert statuses(run_ours(tmp_path, params), OURS) == dict.fromkeys(OURS, "cached")
+    assert statuses(run_ours(tmp_path, params)) == dict.fromkeys(STEPS, "cached")
 
     # A new version of the artifact reruns load_datasets; same rows, so everything after it stays cached.
     upstream.with_options(enable_cache=False)(rows=rows)
     third = run_ours(tmp_path, params)
-    assert statuses(third, OURS) == {**dict.fromkeys(OURS, "cached"), "load_datasets": "completed"}
+    assert statuses(third) == {**dict.fromkeys(STEPS, "cached"), "load_datasets": "completed"}
     assert third.steps["load_datasets"].config.parameters["data"]["sources"][0]["version"] != str(latest.version)
 
 
@@ -86,7 +81,7 @@ def test_a_parent_pipeline_composes_our_steps_after_its_data_step(tmp_path, tiny
                   generation=cfg.generation, export=cfg.export)
 
     run = llm_twin()
-    names = ["crawl_and_generate", *OURS[1:]]
+    names = ["crawl_and_generate", *STEPS[1:]]
     assert statuses(run, names) == dict.fromkeys(names, "completed")
     train = run.steps["split"].outputs["train_dataset"][0].load()
     test = run.steps["split"].outputs["test_dataset"][0].load()

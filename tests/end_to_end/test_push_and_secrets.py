@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import tiny_parameters
 from tests.fake_hub import FakeHub
-from tests.test_pipeline import STEPS, statuses
+from tests.helpers import STEPS, statuses, tiny_parameters
 
 HF_TOKEN = "hf_FAKEsecretTOKEN_5f3a9c"
 COMET_KEY = "cometFAKEsecretKEY_77b1e2"

@@ -12,10 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import tiny_parameters
+from tests.helpers import ROOT, STEPS, tiny_parameters
 from twinsft.training import resume
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # run.py, with a Trainer callback that SIGKILLs the process right after the checkpoint at step argv[1]:
 # a real crash (no cleanup, no exception handling), at a point the test can rely on.
@@ -38,9 +36,6 @@ sys.exit(run.main(sys.argv[2:]))
 """
 
 
-STEPS = ("load_datasets", "format_alpaca", "split", "train_sft", "smoke_generate", "push_merged")
-
-
 READER = """
 import json, sys
 from pathlib import Path
@@ -60,7 +55,7 @@ def step_statuses(stdout: str) -> dict[str, str]:
 
 
 def run_name(stdout: str) -> str:
-    line = next(l for l in stdout.splitlines() if l.startswith("Look at run "))
+    line = next(s for s in stdout.splitlines() if s.startswith("Look at run "))
     return line.removeprefix("Look at run ").split(":")[0]
 
 

@@ -5,14 +5,13 @@ import json
 import pytest
 from datasets import Dataset, DatasetDict
 
-from tests.helpers import TWIN_ROWS, write_jsonl
-from twinsft.config import DataSpec, SourceSpec
+from tests.helpers import TWIN_ROWS, load_source, write_jsonl
 from twinsft.cli.config_file import parse_parameters
-from tests.helpers import load_source
+from twinsft.config import DataSpec, SourceSpec
 from twinsft.data.mix import check_local_source, load_checked, load_mix_report
-from twinsft.errors import ConfigError, DataError
 from twinsft.data.sources.fingerprint import resolve_data, source_fingerprint
 from twinsft.data.sources.rows import fold_input
+from twinsft.errors import ConfigError, DataError
 
 ROWS = [{"instruction": f"Question {i}?", "output": f"Answer {i}."} for i in range(20)]
 
@@ -65,7 +64,7 @@ def test_misspelt_column_suggests_the_closest_and_lists_what_exists(tmp_path):
     msg = str(err.value)
     assert "data source 'mine'" in msg and str(path) in msg and "column 'output' missing" in msg
     assert "did you mean 'ouptut'?" in msg and "['instruction', 'ouptut']" in msg
-    with pytest.raises(DataError, match="column 'answr' missing; did you mean 'answer'.*fix columns.output"):
+    with pytest.raises(DataError, match=r"column 'answr' missing; did you mean 'answer'.*fix columns.output"):
         load_source(spec(write_jsonl(tmp_path / "e.jsonl", [{"instruction": "x", "answer": "y"}]),
                          columns={"output": "answr"}))
 
@@ -74,10 +73,14 @@ def test_non_text_values_are_counted_with_first_row_and_line(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"instruction": "a", "output": "b"}\n\n{"instruction": "c", "output": 7}\n'
                     '{"instruction": "d", "output": ["x"]}\n')
-    with pytest.raises(DataError, match=r"'mine' .*: 2 row\(s\) with empty or non-text 'output', first at row 1, line 3"):
+    with pytest.raises(
+        DataError, match=r"'mine' .*: 2 row\(s\) with empty or non-text 'output', first at row 1, line 3"
+    ):
         load_source(spec(path))
     mapped = write_jsonl(tmp_path / "m.jsonl", [{"q": "a", "a": "b"}, {"q": None, "a": "c"}])
-    with pytest.raises(DataError, match=r"1 row\(s\) with empty or non-text 'instruction' \(column 'q'\), first at row 1"):
+    with pytest.raises(
+        DataError, match=r"1 row\(s\) with empty or non-text 'instruction' \(column 'q'\), first at row 1"
+    ):
         load_source(spec(mapped, columns={"instruction": "q", "output": "a"}))
 
 
@@ -101,7 +104,7 @@ def test_broken_files_name_source_file_and_line(tmp_path, name, content, message
 
 
 def test_duplicates_are_dropped_and_counted_unless_turned_off(tmp_path):
-    path = write_jsonl(tmp_path / "d.jsonl", ROWS[:5] + [ROWS[1], {**ROWS[2], "output": ROWS[2]["output"] + " "}])
+    path = write_jsonl(tmp_path / "d.jsonl", [*ROWS[:5], ROWS[1], {**ROWS[2], "output": ROWS[2]["output"] + " "}])
     ds, stats = load_checked(spec(path))
     assert len(ds) == 5 and stats.duplicates_dropped == 2 and stats.rows_read == 7
     ds, stats = load_checked(spec(path, dedupe=False))
@@ -113,7 +116,8 @@ def test_limit_and_fraction_sample_with_a_seed(tmp_path):
     first = load_source(spec(path, limit=5, seed=1))["instruction"][:]
     assert first == load_source(spec(path, limit=5, seed=1))["instruction"][:]
     assert first != load_source(spec(path, limit=5, seed=2))["instruction"][:]
-    assert first != [r["instruction"] for r in ROWS[:5]] and first == sorted(first, key=lambda q: int(q.split()[1][:-1]))
+    assert first != [r["instruction"] for r in ROWS[:5]]
+    assert first == sorted(first, key=lambda q: int(q.split()[1][:-1]))
     assert load_source(spec(path, limit=5), seed=1)["instruction"][:] == first  # the default seed (training.seed)
     ds, stats = load_checked(spec(path, fraction=0.25, seed=0))
     assert len(ds) == 5 and stats.sampled_out == 15
@@ -126,7 +130,7 @@ def test_empty_sources_say_so(tmp_path):
     with pytest.raises(DataError, match=r"'mine' \(.*empty.jsonl\) is empty: no rows"):
         check_local_source(spec(empty))
     path = write_jsonl(tmp_path / "d.jsonl", ROWS[:3])
-    with pytest.raises(DataError, match="is empty after sampling: fraction 0.1 of 3 rows leaves no rows"):
+    with pytest.raises(DataError, match=r"is empty after sampling: fraction 0.1 of 3 rows leaves no rows"):
         load_source(spec(path, fraction=0.1))
 
 

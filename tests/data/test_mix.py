@@ -3,9 +3,8 @@ import json
 import pytest
 from datasets import Dataset
 
-from tests.helpers import GENERAL_ROWS, TWIN_ROWS, write_jsonl
+from tests.helpers import GENERAL_ROWS, TWIN_ROWS, load_mix, load_source, write_jsonl
 from twinsft.config import DataSpec, SourceSpec
-from tests.helpers import load_mix, load_source
 from twinsft.errors import DataError
 
 
@@ -48,12 +47,16 @@ def test_hub_code_path_on_a_local_dataset_directory(tmp_path):
 
 def test_missing_column_names_the_source_and_lists_columns(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"instruction": "x", "answer": "y"}])
-    with pytest.raises(DataError, match=r"'mine' \(.*d.jsonl\): column 'output' missing; it has \['instruction', 'answer'\]"):
+    with pytest.raises(
+        DataError, match=r"'mine' \(.*d.jsonl\): column 'output' missing; it has \['instruction', 'answer'\]"
+    ):
         load_source(SourceSpec(name="mine", path=str(path)))
 
 
 def test_empty_values_are_counted_with_first_row(tmp_path):
-    rows = [{"instruction": "a", "output": "b"}, {"instruction": "c", "output": " "}, {"instruction": "d", "output": ""}]
+    rows = [
+        {"instruction": "a", "output": "b"}, {"instruction": "c", "output": " "}, {"instruction": "d", "output": ""}
+    ]
     path = write_jsonl(tmp_path / "d.jsonl", rows)
     with pytest.raises(DataError, match="2 row\\(s\\) with empty or non-text 'output', first at row 1"):
         load_source(SourceSpec(name="s", path=str(path)))

@@ -4,8 +4,8 @@ import re
 
 from tests.helpers import GENERAL_ROWS, TWIN_ROWS, write_jsonl
 from twinsft.config import DataSpec, SourceSpec
-from twinsft.data.mix import load_mix_report
 from twinsft.data.dataset_card import build_card, histogram, length_summary, training_texts
+from twinsft.data.mix import load_mix_report
 
 
 def mix(tmp_path):
@@ -27,7 +27,7 @@ def test_card_shows_rows_per_source_lengths_and_samples(tmp_path):
     words = [len(t.split()) for t in training_texts(ds)]
     assert lengths["all"]["max"] == max(words) and lengths["all"]["min"] == min(words)
     assert set(lengths) == {"all", "twin", "general"}
-    histogram_rows = re.findall(r"^\| (\d+)–(\d+) \| (\d+) \|", card, flags=re.M)
+    histogram_rows = re.findall(r"^\| (\d+)–(\d+) \| (\d+) \|", card, flags=re.M)  # noqa: RUF001 (the card's en dash)
     assert sum(int(n) for _, _, n in histogram_rows) == len(ds)
     assert "    " + TWIN_ROWS[0]["instruction"] in card and "**general**, row 24" in card
 

@@ -13,20 +13,18 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.helpers import tiny_parameters
+from tests.helpers import ROOT, STEPS, tiny_parameters
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-STEPS = ["load_datasets", "format_alpaca", "split", "train_sft", "smoke_generate", "push_merged"]
 OUTPUTS = {
-    "load_datasets": {"raw_dataset", "dataset_card"}, "format_alpaca": {"sft_dataset"}, "split": {"train_dataset", "test_dataset"},
+    "load_datasets": {"raw_dataset", "dataset_card"}, "format_alpaca": {"sft_dataset"},
+    "split": {"train_dataset", "test_dataset"},
     "train_sft": {"lora_adapter", "train_report"}, "smoke_generate": {"smoke_generation"},
     "push_merged": {"merged_model"},
 }
@@ -113,7 +111,7 @@ def test_demo_run_shows_up_in_the_dashboard(server, tmp_path, tiny_model_dir, da
             page.goto(f"{base}/projects/default/runs/{run_id}", wait_until="domcontentloaded", timeout=120_000)
             graph = page.locator(".react-flow")
             graph.wait_for(timeout=120_000)
-            for name in STEPS + ["train_report", "smoke_generation", "merged_model"]:
+            for name in [*STEPS, "train_report", "smoke_generation", "merged_model"]:
                 graph.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
             page.screenshot(path=str(shot), animations="disabled", timeout=120_000)
         finally:

@@ -18,9 +18,8 @@ from typing import Any, Callable, NamedTuple
 import pytest
 import yaml
 
-from tests.helpers import tiny_parameters
+from tests.helpers import ROOT, tiny_parameters
 
-ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "datasets", "transformers", "trl", "peft", "accelerate", "zenml")
 
 PROBE = r"""
@@ -80,14 +79,20 @@ CASES = {
         ["parameters.trainig", "unknown key", "check its spelling"],
     ),
     "wrong_type": Case(lambda p, tmp: set_in(p, "lora.r", "big"), ["parameters.lora.r", "valid integer", "'big'"]),
-    "lr_zero": Case(lambda p, tmp: set_in(p, "training.learning_rate", 0), ["parameters.training.learning_rate", "greater than 0"]),
+    "lr_zero": Case(
+        lambda p, tmp: set_in(p, "training.learning_rate", 0), ["parameters.training.learning_rate", "greater than 0"]
+    ),
     "lr_negative": Case(
         lambda p, tmp: set_in(p, "training.learning_rate", -1e-4),
         ["parameters.training.learning_rate", "greater than 0"],
     ),
     "r_zero": Case(lambda p, tmp: set_in(p, "lora.r", 0), ["parameters.lora.r", "greater than 0"]),
-    "test_size_one": Case(lambda p, tmp: set_in(p, "split.test_size", 1.0), ["parameters.split.test_size", "less than 1"]),
-    "test_size_zero": Case(lambda p, tmp: set_in(p, "split.test_size", 0), ["parameters.split.test_size", "greater than 0"]),
+    "test_size_one": Case(
+        lambda p, tmp: set_in(p, "split.test_size", 1.0), ["parameters.split.test_size", "less than 1"]
+    ),
+    "test_size_zero": Case(
+        lambda p, tmp: set_in(p, "split.test_size", 0), ["parameters.split.test_size", "greater than 0"]
+    ),
     "max_length_below_template": Case(
         lambda p, tmp: p.update(model={"name": "HuggingFaceTB/SmolLM2-135M", "max_seq_length": 100}),
         ["model.max_seq_length 100 is too short for the Alpaca template", "raise it to at least"],
@@ -98,7 +103,8 @@ CASES = {
         ["data source 'twin'", "'/nope/missing.jsonl' not found", "fix its path"],
     ),
     "unsupported_data_file": Case(
-        lambda p, tmp: (tmp / "twin.xlsx").write_text("x") and set_in(p["data"]["sources"][0], "path", str(tmp / "twin.xlsx")),
+        lambda p, tmp: (tmp / "twin.xlsx").write_text("x")
+        and set_in(p["data"]["sources"][0], "path", str(tmp / "twin.xlsx")),
         ["data source 'twin'", "'.xlsx' files are not supported", ".jsonl"],
     ),
     "broken_jsonl_line": Case(
@@ -181,7 +187,9 @@ def clean_env(tmp_path: Path) -> dict[str, str]:
     return {**env, "HF_HOME": str(tmp_path / "hf-home")}
 
 
-def run_probe(tmp_path: Path, argv: list[str], allow_torch: bool = False, prelude: str = "") -> subprocess.CompletedProcess:
+def run_probe(
+    tmp_path: Path, argv: list[str], allow_torch: bool = False, prelude: str = ""
+) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-c", PROBE, "torch" if allow_torch else "", prelude, *argv]
     return subprocess.run(cmd, cwd=ROOT, env=clean_env(tmp_path), capture_output=True, text=True, timeout=120)
 
@@ -260,7 +268,8 @@ def write_cached_config(hub_cache: Path, repo_id: str) -> None:
     (snapshot / "config.json").write_text("{}")
 
 
-def test_push_with_hf_token_from_a_zenml_secret_defers_the_token_check_to_the_step(tmp_path, tiny_model_dir, data_files):
+def test_push_with_hf_token_from_a_zenml_secret_defers_the_token_check_to_the_step(tmp_path, tiny_model_dir,
+                                                                                     data_files):
     params = tiny_parameters(tiny_model_dir, *data_files, tmp_path)
     params["export"].update(push=True, repo_id="me/twin")
     config = tmp_path / "secret.yaml"
