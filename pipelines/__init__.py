@@ -1,4 +1,4 @@
-"""Shim: the pipeline lives in the installable library as `twinsft.pipelines`; this keeps `from pipelines import ...` working."""
+"""Shim: the pipeline lives in the library as `twinsft.pipelines`; this keeps `from pipelines import ...` working."""
 
 from twinsft.pipelines import sft_pipeline, sft_steps
 

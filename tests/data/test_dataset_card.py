@@ -27,7 +27,7 @@ def test_card_shows_rows_per_source_lengths_and_samples(tmp_path):
     words = [len(t.split()) for t in training_texts(ds)]
     assert lengths["all"]["max"] == max(words) and lengths["all"]["min"] == min(words)
     assert set(lengths) == {"all", "twin", "general"}
-    histogram_rows = re.findall(r"^\| (\d+)–(\d+) \| (\d+) \|", card, flags=re.M)  # noqa: RUF001 (the card's en dash)
+    histogram_rows = re.findall(r"^\| (\d+)–(\d+) \| (\d+) \|", card, flags=re.M)
     assert sum(int(n) for _, _, n in histogram_rows) == len(ds)
     assert "    " + TWIN_ROWS[0]["instruction"] in card and "**general**, row 24" in card
 

@@ -15,7 +15,7 @@ where bytes_per_token, in bf16 (2 bytes per element), is
                                                                      the logits exist, so the larger counts)
 d = hidden size, f = MLP size, L = layers, V = vocabulary. The (2d + 3.5f) per layer and the
 weights/LoRA terms reproduce the peaks of a bare Unsloth loop on an H100 for the Llama-3.1-8B
-shape within 1 GiB (tests/test_memory_plan.py; docs/benchmarks.md has our own measured peaks).
+shape within 1 GiB (tests/training/test_memory_plan.py; docs/benchmarks.md has our own measured peaks).
 
 TRL + PEFT is costed apart: eager layers keep more activations (TRL_LAYER_FACTOR), logits stay in
 fp32 with their gradient (TRL_LOGIT_BYTES), LoRA weights are fp32 (TRL_LORA_STATE_BYTES), and for
