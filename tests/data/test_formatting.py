@@ -1,3 +1,4 @@
+import pytest
 from datasets import Dataset
 
 from tests.helpers import GENERAL_ROWS, TWIN_ROWS
@@ -21,6 +22,16 @@ def test_alpaca_text_is_the_reference_template_with_eos():
 def test_inference_prompt_is_the_training_text_up_to_the_response():
     assert EXPECTED.startswith(ALPACA.prompt("Say hi."))
     assert ALPACA.prompt("Say hi.").endswith("### Response:\n")
+
+
+def test_training_text_splits_back_after_the_first_response_marker():
+    """What `training.loss_on: response` cuts: the inference prompt, then the response with its EOS."""
+    assert ALPACA.split_training_text(EXPECTED) == (ALPACA.prompt("Say hi."), "Hi!</s>")
+    quoting = ALPACA.training_text("Show the format.", "It ends with ### Response:\nthen the answer.", "</s>")
+    assert ALPACA.split_training_text(quoting) == (ALPACA.prompt("Show the format."),
+                                                   "It ends with ### Response:\nthen the answer.</s>")
+    with pytest.raises(ValueError, match="no response marker"):
+        ALPACA.split_training_text("plain text</s>")
 
 
 def test_formatted_text_tokenizes_to_end_with_the_eos_id(tiny_model_dir):
