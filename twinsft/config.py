@@ -171,6 +171,11 @@ class TrainingSpec(Section):
     weight_decay: float = Field(0.01, ge=0.0)
     warmup_steps: int = Field(10, ge=0)
     packing: bool = Field(True, description="Pack samples padding-free: no attention across sample borders.")
+    loss_on: Literal["all", "response"] = Field(
+        "all",
+        description="Which tokens of the Alpaca text carry the loss. all: every token (the reference recipe); "
+        "response: the response and its EOS only, the prompt masked out (held-out loss then measures the response).",
+    )
     gradient_checkpointing: bool = True
     memory_plan: Literal["auto", "off"] = Field(
         "auto",

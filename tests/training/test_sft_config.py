@@ -46,3 +46,12 @@ def test_same_named_fields_arrive_unchanged(tmp_path: Path):
     assert (config.output_dir, config.max_length, config.save_steps, config.eval_strategy) == (
         str(tmp_path), 256, 9, "steps")
     assert (config.bf16, config.fp16, config.dataloader_num_workers, config.data_seed) == (False, False, 0, 17)
+
+
+def test_loss_on_becomes_completion_only_loss(tmp_path: Path):
+    """response: TRL masks the prompt of prompt-completion rows; all: nothing masked, as the reference recipe."""
+    configs = {loss_on: sft_config(ModelSpec(), TrainingSpec(loss_on=loss_on), "fp32", "trl", tmp_path)
+               for loss_on in ("all", "response")}
+    flags = {loss_on: config.completion_only_loss for loss_on, config in configs.items()}
+    assert flags == {"all": False, "response": True}
+    assert TrainingSpec().loss_on == "all"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
 from twinsft.models import resolve_model
+from twinsft.prompts import ALPACA
 from twinsft.runtime import (
     Backend,
     Precision,
@@ -25,6 +26,7 @@ from twinsft.training.backends import load_trl, load_unsloth
 from twinsft.training.memory_plan import BatchPlan, ModelShape, Workload, plan_batch
 from twinsft.training.out_of_memory import explain_out_of_memory
 from twinsft.training.report import LossPoint, TrainReport
+from twinsft.training.response_loss import check_prompts_masked, check_template, check_token_boundary, rows_for_loss
 from twinsft.training.sft_config import sft_config
 from twinsft.training.trainer import sft_trainer_class
 
@@ -82,20 +84,27 @@ def build_trainer(
     from transformers import set_seed
 
     check_training_requirements(model, training)
+    response_only = training.loss_on == "response"
+    if response_only:
+        check_template(ALPACA)
     backend = pick_backend(training.backend)
     precision = pick_precision(training.precision)
     training, plan = plan_memory(model, lora, training, backend)
     set_seed(training.seed)  # LoRA init and data order
     loader = load_unsloth if backend == "unsloth" else load_trl
     peft_model, tokenizer = loader(model, lora, training, precision)
+    if response_only:
+        check_token_boundary(lambda text: tokenizer(text)["input_ids"], ALPACA, how="with the model's tokenizer")
     trainer = sft_trainer_class()(
         model=peft_model,
         args=sft_config(model, training, precision, backend, output_dir or Path(training.checkpoint_dir)),
-        train_dataset=train_ds,
-        eval_dataset=eval_ds,
+        train_dataset=rows_for_loss(train_ds, training.loss_on, ALPACA),
+        eval_dataset=None if eval_ds is None else rows_for_loss(eval_ds, training.loss_on, ALPACA),
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+    if response_only:
+        check_prompts_masked(trainer, backend)
     return TrainerSetup(trainer, tokenizer, training, plan, backend, precision)
 
 
@@ -203,4 +212,5 @@ def _report(setup: TrainerSetup, model: ModelSpec, start: resume.ResumePoint, be
         eval_rows=rows[1],
         train_rows_sha256=start.train_rows_sha256,
         eval_rows_sha256=start.eval_rows_sha256,
+        loss_on=training.loss_on,
     )

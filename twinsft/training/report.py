@@ -40,6 +40,12 @@ class TrainReport(BaseModel):
     eval_rows: int = 0
     train_rows_sha256: str = Field("", description="Content hash of the training rows (as the cache keys them)")
     eval_rows_sha256: str = ""
+    loss_on: str = Field("all", description="Tokens the train and held-out losses cover: all, or the response only")
+
+    @property
+    def eval_loss_name(self) -> str:
+        """What the held-out loss is called where it is shown: the response loss when only responses count."""
+        return "response loss" if self.loss_on == "response" else "eval loss"
 
     @property
     def eval_loss_drop(self) -> float:
@@ -56,6 +62,7 @@ class TrainReport(BaseModel):
         return {
             "backend": self.backend,
             "mode": self.mode,
+            "loss_on": self.loss_on,
             "eval_loss_before": self.eval_loss_before,
             "eval_loss_after": self.eval_loss_after,
             "eval_loss_drop": round(self.eval_loss_drop, 4),

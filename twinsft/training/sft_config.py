@@ -24,6 +24,7 @@ TRANSLATED = {
     "save_steps": "save_strategy and save_steps",
     "keep_checkpoints": "training.resume deletes the run's checkpoints after success unless set",
     "report_to": "every integration but comet_ml, which twinsft.tracking drives",
+    "loss_on": "completion_only_loss, and the rows' prompt-completion split (training.response_loss)",
 }
 
 
@@ -54,6 +55,8 @@ def sft_config(
         dataloader_num_workers=workers,
         dataloader_persistent_workers=workers > 0,
         dataloader_prefetch_factor=4 if workers else None,
+        # response: TRL masks the prompt of prompt-completion rows; all: `text` rows, nothing to mask.
+        completion_only_loss=training.loss_on == "response",
         # Fixed by the recipe.
         dataset_text_field="text",
         max_length=model.max_seq_length,
