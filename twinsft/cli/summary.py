@@ -64,7 +64,7 @@ def print_summary(run: Any) -> None:
     for line in (generation.load() or "<empty>").splitlines():
         print(f"  {line}")
     print(
-        f"\nHeld-out eval loss: {report.eval_loss_before:.4f} -> {report.eval_loss_after:.4f} "
+        f"\nHeld-out {report.eval_loss_name}: {report.eval_loss_before:.4f} -> {report.eval_loss_after:.4f} "
         f"({report.eval_loss_change})  [{report.backend} {report.mode}, {report.precision}, "
         f"{report.steps} steps, {report.train_tokens:,} tokens at {report.tokens_per_s:,.0f} tokens/s]"
     )

@@ -73,7 +73,7 @@ Fingerprints of the exact rows (sha256 of their content, as the pipeline's cache
 - Training rows: {report.train_rows}, `{report.train_rows_sha256}`
 - Held-out rows: {report.eval_rows}, `{report.eval_rows_sha256}`
 
-## Evaluation (held-out loss)
+## Evaluation (held-out {report.eval_loss_name})
 
 | before training | after training | change |
 |---|---|---|

@@ -41,7 +41,7 @@ def loss_curve_png(report: TrainReport) -> bytes:
             marker="o", linewidth=1.5)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss")
-    ax.set_title(f"{report.mode} on {report.device}: eval loss {report.eval_loss_before:.3f} -> "
+    ax.set_title(f"{report.mode} on {report.device}: {report.eval_loss_name} {report.eval_loss_before:.3f} -> "
                  f"{report.eval_loss_after:.3f} ({report.eval_loss_change})", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -55,7 +55,7 @@ def report_markdown(report: TrainReport) -> str:
     rows = [
         ("backend / mode / precision", f"{report.backend} / {report.mode} / {report.precision}"),
         ("device", report.device),
-        ("eval loss before -> after", f"{report.eval_loss_before:.4f} -> {report.eval_loss_after:.4f} "
+        (f"{report.eval_loss_name} before -> after", f"{report.eval_loss_before:.4f} -> {report.eval_loss_after:.4f} "
                                       f"({report.eval_loss_change})"),
         ("mean train loss", f"{report.train_loss:.4f}"),
         ("steps / tokens", f"{report.steps} / {report.train_tokens:,}"),
