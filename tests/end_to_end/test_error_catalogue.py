@@ -43,6 +43,13 @@ sys.exit(run.main(sys.argv[3:]))
 
 # With torch reporting a CUDA device (the torch boundary), the next requirement is bitsandbytes.
 FAKE_CUDA = "import torch; torch.cuda.is_available = lambda: True"
+
+
+def with_response_marker(marker: str) -> str:
+    """A probe prelude that swaps the one Alpaca template for one with another response marker."""
+    return ("import dataclasses, twinsft.prompts as p; "
+            f"p.ALPACA = dataclasses.replace(p.ALPACA, response_marker={marker!r})")
+
 NO_CUDA = pytest.mark.skipif(
     importlib.util.find_spec("torch") is not None and __import__("torch").cuda.is_available(), reason="CUDA present"
 )
@@ -168,6 +175,18 @@ CASES = {
         lambda p, tmp: set_in(p, "training.report_to", ["comet_ml"]),
         ["training.report_to has comet_ml but COMET_API_KEY is not set", "COMET_MODE=offline"],
     ),
+    "response_loss_without_response_marker": Case(
+        lambda p, tmp: set_in(p, "training.loss_on", "response"),
+        ["training.loss_on 'response' needs the prompt template to end with a response marker",
+         "set training.loss_on: all"],
+        prelude=with_response_marker(""),
+    ),
+    "response_marker_off_a_token_boundary": Case(  # a trailing space merges with the response's first word
+        lambda p, tmp: set_in(p, "training.loss_on", "response"),
+        ["training.loss_on 'response'", "does not end at a token boundary with the model's tokenizer",
+         "set training.loss_on: all"],
+        prelude=with_response_marker("### Response: "),
+    ),
     "top_level_enable_cache": Case(
         lambda p, tmp: {"enable_cache": False, "parameters": p},
         ["remove the top-level 'enable_cache'", "--no-cache"],
@@ -229,9 +248,10 @@ def test_missing_config_file_lists_the_shipped_ones(tmp_path):
     assert_one_line_error(proc, ["config file 'no-such-config.yaml' not found", "lora.yaml", "demo.yaml"])
 
 
-def test_the_good_config_passes_preflight_without_heavy_imports(tmp_path, tiny_model_dir, data_files):
+@pytest.mark.parametrize("loss_on", ["all", "response"])
+def test_the_good_config_passes_preflight_without_heavy_imports(tmp_path, tiny_model_dir, data_files, loss_on):
     """The control: the same probe with the unedited config gets past every check (to the pipeline import)."""
-    params = tiny_parameters(tiny_model_dir, *data_files, tmp_path)
+    params = tiny_parameters(tiny_model_dir, *data_files, tmp_path, loss_on=loss_on)
     config = tmp_path / "good.yaml"
     config.write_text(yaml.safe_dump({"parameters": params}))
     proc = run_probe(tmp_path, ["--config", str(config)])

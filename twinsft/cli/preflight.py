@@ -7,14 +7,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from twinsft.cli.gated_models import check_gated_access
-from twinsft.cli.sequence_budget import check_template_fits
+from twinsft.cli.sequence_budget import check_template_fits, local_tokenizer_file
 from twinsft.config import RunConfig
 from twinsft.data.mix import check_local_source
 from twinsft.errors import ConfigError
 from twinsft.export.hub import hub_token
 from twinsft.models import gguf_path
+from twinsft.prompts import ALPACA
 from twinsft.runtime import check_training_requirements
 from twinsft.tracking import choose_mode
+from twinsft.training.response_loss import check_template, check_token_boundary
 
 LOCAL_PREFIXES = ("/", "./", "../", "~")
 
@@ -34,6 +36,27 @@ def check_model(cfg: RunConfig) -> None:
         raise ConfigError(f"model.name '{model.name}' looks like a local directory but does not exist")
     check_gated_access(model)
     check_template_fits(model)
+
+
+def check_loss_on(cfg: RunConfig) -> None:
+    """Response-only loss needs the template to mark where the response starts, on a token boundary.
+
+    The boundary is checked here when the model's `tokenizer.json` is on disk (light `tokenizers`, no model);
+    otherwise training checks it with the loaded tokenizer.
+    """
+    if cfg.training.loss_on != "response":
+        return
+    check_template(ALPACA)
+    path = local_tokenizer_file(cfg.model)
+    if path is None:
+        return
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception:  # an unusual tokenizer.json: training checks with the model's own tokenizer
+        return
+    check_token_boundary(lambda text: tokenizer.encode(text).ids, ALPACA, how="with the model's tokenizer")
 
 
 def check_environment(cfg: RunConfig, push_secrets: Sequence[str] = ()) -> None:
@@ -63,5 +86,6 @@ def check_writable(cfg: RunConfig) -> None:
 def preflight(cfg: RunConfig, push_secrets: Sequence[str] = ()) -> None:
     check_data(cfg)
     check_model(cfg)
+    check_loss_on(cfg)
     check_environment(cfg, push_secrets)
     check_writable(cfg)
