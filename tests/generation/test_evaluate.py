@@ -17,7 +17,7 @@ def masked_cross_entropy(model, tok, instruction: str, reference: str) -> float:
     import torch
 
     prompt = tok(ALPACA.prompt(instruction)).input_ids
-    answer = tok(reference, add_special_tokens=False).input_ids + [tok.eos_token_id]
+    answer = [*tok(reference, add_special_tokens=False).input_ids, tok.eos_token_id]
     with torch.no_grad():
         logits = model(input_ids=torch.tensor([prompt + answer])).logits[0].double()
     logprobs = torch.log_softmax(logits, dim=-1)
