@@ -73,7 +73,8 @@ def tiny_parameters(model_dir: Path, twin: Path, general: Path, out: Path, **tra
             "checkpoint_dir": str(out / "checkpoints"),
             **training,
         },
-        "generation": {"instruction": "Give me a tip about topic 3.", "max_new_tokens": 8},
+        # 4 held-out rows: the smallest test split of the end-to-end tests has 6.
+        "generation": {"instruction": "Give me a tip about topic 3.", "max_new_tokens": 8, "eval_samples": 4},
         "export": {"output_dir": str(out / "merged")},
     }
 

@@ -201,8 +201,14 @@ class TrainingSpec(Section):
 
 
 class GenerationSpec(Section):
+    """`smoke_generate`: one answer to `instruction`, and base vs tuned on held-out rows."""
+
     instruction: str = Field("Write a paragraph to introduce supervised fine-tuning.", min_length=1)
-    max_new_tokens: int = Field(256, gt=0, le=8192)
+    max_new_tokens: int = Field(256, gt=0, le=8192, description="Token budget of each greedy answer in smoke_generate.")
+    eval_samples: int = Field(
+        8, ge=0, description="Held-out rows (the first of the test split) answered by the base and the tuned "
+        "model, with the reference answer's loss under each; 0 turns the evaluation off."
+    )
 
 
 class ExportSpec(Section):

@@ -1,4 +1,4 @@
-"""The Alpaca prompt: one template object for training, smoke generation and serving."""
+"""The Alpaca prompt: one template object for training, generation, evaluation and serving."""
 
 from __future__ import annotations
 
@@ -39,6 +39,18 @@ class AlpacaTemplate:
             raise ValueError(f"no response marker {self.response_marker!r} in the training text {text[:80]!r}...")
         cut += len(self.response_marker)
         return text[:cut], text[cut:]
+
+    def instruction_and_output(self, text: str, eos_token: str) -> tuple[str, str]:
+        """(instruction, output) back from a `training_text`: the held-out split stores only the text.
+
+        Cut at the first response marker (`split_training_text`), so an output that quotes the template stays
+        whole (an instruction that contains the marker cannot be told apart from it).
+        """
+        head, tail = f"{self.preamble}\n\n### Instruction:\n", f"\n\n{self.response_marker}"
+        prompt, completion = self.split_training_text(text)
+        if not prompt.startswith(head) or not prompt.endswith(tail) or not completion.endswith(eos_token):
+            raise ValueError(f"not an Alpaca training text ending with {eos_token!r}: {text[:60]!r}...")
+        return prompt[len(head): len(prompt) - len(tail)], completion[: len(completion) - len(eos_token)]
 
     def chat_template(self) -> str:
         """A Jinja chat template rendering the last user message the same way, so serving matches training."""

@@ -2,7 +2,7 @@ import pytest
 from datasets import Dataset
 
 from tests.helpers import GENERAL_ROWS, TWIN_ROWS
-from twinsft.data.formatting import render_alpaca, split_dataset
+from twinsft.data.formatting import held_out_rows, render_alpaca, split_dataset
 from twinsft.data.hashing import content_hash
 from twinsft.prompts import ALPACA
 
@@ -68,3 +68,11 @@ def test_split_depends_only_on_the_seed():
     assert list(a[1]["text"]) == list(b[1]["text"])
     assert set(a[1]["text"]) != set(c[1]["text"])
     assert set(c[0]["text"]) | set(c[1]["text"]) == set(ds["text"])
+
+
+def test_held_out_rows_is_the_size_of_the_test_split():
+    """Preflight counts the test split with it before any data loads: it must be what split_dataset makes."""
+    for rows, test_size in ((2, 0.05), (41, 0.2), (36, 0.2), (417, 0.05), (10, 0.99)):
+        ds = Dataset.from_list([{"text": f"row {i}"} for i in range(rows)])
+        assert len(split_dataset(ds, test_size=test_size, seed=0)[1]) == held_out_rows(rows, test_size)
+    assert held_out_rows(417, 0.05) == 21  # the demo's held-out rows

@@ -25,7 +25,7 @@ CHROMIUM = "/usr/bin/chromium"
 OUTPUTS = {
     "load_datasets": {"raw_dataset", "dataset_card"}, "format_alpaca": {"sft_dataset"},
     "split": {"train_dataset", "test_dataset"},
-    "train_sft": {"lora_adapter", "train_report"}, "smoke_generate": {"smoke_generation"},
+    "train_sft": {"lora_adapter", "train_report"}, "smoke_generate": {"smoke_generation", "evaluation"},
     "push_merged": {"merged_model"},
 }
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -111,7 +111,7 @@ def test_demo_run_shows_up_in_the_dashboard(server, tmp_path, tiny_model_dir, da
             page.goto(f"{base}/projects/default/runs/{run_id}", wait_until="domcontentloaded", timeout=120_000)
             graph = page.locator(".react-flow")
             graph.wait_for(timeout=120_000)
-            for name in [*STEPS, "train_report", "smoke_generation", "merged_model"]:
+            for name in [*STEPS, "train_report", "smoke_generation", "evaluation", "merged_model"]:
                 graph.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
             page.screenshot(path=str(shot), animations="disabled", timeout=120_000)
         finally:

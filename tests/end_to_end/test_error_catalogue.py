@@ -187,6 +187,11 @@ CASES = {
          "set training.loss_on: all"],
         prelude=with_response_marker("### Response: "),
     ),
+    "eval_samples_over_test_split": Case(
+        lambda p, tmp: set_in(p, "generation.eval_samples", 9),  # 40 local rows, test_size 0.2: 8 held out
+        ["generation.eval_samples 9 is more than the 8 rows of the test split (split.test_size 0.2 of 40 rows)",
+         "lower it (0 turns the evaluation off) or raise split.test_size"],
+    ),
     "top_level_enable_cache": Case(
         lambda p, tmp: {"enable_cache": False, "parameters": p},
         ["remove the top-level 'enable_cache'", "--no-cache"],

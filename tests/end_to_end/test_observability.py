@@ -81,6 +81,9 @@ def test_comet_offline_archive_has_parameters_metrics_and_generation(runs):
     generation = first.steps["smoke_generate"].outputs["smoke_generation"][0].load()
     others = {m["payload"]["key"]: m["payload"]["value"] for m in messages if m["type"] == "log_other"}
     assert others["smoke_response"] == generation and others["smoke_instruction"] == "Give me a tip about topic 3."
+    evaluation = first.steps["smoke_generate"].outputs["evaluation"][0].load()
+    for key, value in evaluation.summary().items():  # base vs tuned, into the same experiment
+        assert next(iter(metrics[key].values())) == pytest.approx(value), key
 
 
 def test_model_version_links_outputs_and_carries_eval_losses(runs):
@@ -89,8 +92,10 @@ def test_model_version_links_outputs_and_carries_eval_losses(runs):
     first, second, _, _ = runs
     client = Client()
     expected = {"raw_dataset", "dataset_card", "sft_dataset", "train_dataset", "test_dataset", "lora_adapter",
-                "train_report", "smoke_generation", "merged_model"}
+                "train_report", "smoke_generation", "evaluation", "merged_model"}
     report = fresh(first).steps["train_sft"].outputs["train_report"][0].load()
+    evaluation = fresh(first).steps["smoke_generate"].outputs["evaluation"][0].load()
+    assert evaluation.samples == 4
     for run in (first, second):  # a trained run and its fully cached rerun: each a version with everything
         version = fresh(run).model_version
         assert version.model.name == MODEL_NAME
@@ -100,6 +105,8 @@ def test_model_version_links_outputs_and_carries_eval_losses(runs):
         assert meta["eval_loss_before"] == pytest.approx(report.eval_loss_before)
         assert meta["eval_loss_after"] == pytest.approx(report.eval_loss_after)
         assert meta["comet_mode"] == "offline"
+        for key, value in evaluation.summary().items():  # base vs tuned: means, change, EOS rates
+            assert meta[key] == pytest.approx(value), key
     model_links = client.list_model_version_artifact_links(model_version_id=fresh(first).model_version.id,
                                                            only_model_artifacts=True, size=100).items
     assert {link.artifact_version.name for link in model_links} == {"lora_adapter", "merged_model"}
@@ -131,6 +138,16 @@ def test_artifacts_have_their_visualizations(runs):
     assert type(text) is str
     assert "### Instruction\n\nGive me a tip about topic 3." in shown and text.strip() in shown
 
+    evaluation = run.steps["smoke_generate"].outputs["evaluation"][0]
+    assert [v.type.value for v in evaluation.visualizations] == ["markdown", "json"]
+    shown = load_artifact_visualization(evaluation, 0).value
+    compared = evaluation.load()
+    assert "## Base vs tuned on 4 held-out rows" in shown and "| mean reference loss |" in shown
+    for i, row in enumerate(compared.rows, start=1):
+        assert f"### Row {i}" in shown and f"> {row.instruction}" in shown
+        assert f"**Base**: reference loss {row.base.reference_loss:.4f}" in shown
+        assert f"**Tuned**: reference loss {row.tuned.reference_loss:.4f}" in shown
+
 
 def test_summary_table_shows_each_step_status_and_outputs(runs):
     from twinsft.cli.summary import step_rows, step_table
@@ -142,6 +159,8 @@ def test_summary_table_shows_each_step_status_and_outputs(runs):
     train_row = next(line for line in table.splitlines() if line.startswith("train_sft"))
     assert "cached" in train_row and "train_report (eval loss" in train_row
     assert "raw_dataset (36 rows)" in table
+    smoke_row = next(line for line in table.splitlines() if line.startswith("smoke_generate"))
+    assert "evaluation (reference loss" in smoke_row and "EOS" in smoke_row
 
 
 def test_from_step_replays_without_running_the_steps_before(runs):

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tests.helpers import GENERAL_ROWS, ROOT, STEPS, statuses, tiny_parameters, write_jsonl
+from twinsft.prompts import ALPACA
 
 
 def run_pipeline(tmp_path: Path, parameters: dict):
@@ -43,6 +44,15 @@ def test_end_to_end_then_fully_cached(tmp_path, params):
     assert (len(train), len(test)) == (33, 8) and train[0]["text"].endswith("</s>")
     generation = first.steps["smoke_generate"].outputs["smoke_generation"][0]
     assert isinstance(generation.load(), str) and "stopped_at_eos" in generation.run_metadata
+    # Base vs tuned on the first 4 held-out rows (tiny_parameters' eval_samples), read back from their text.
+    evaluation = first.steps["smoke_generate"].outputs["evaluation"][0]
+    compared = evaluation.load()
+    assert (compared.samples, compared.test_rows) == (4, 8)
+    assert [ALPACA.training_text(r.instruction, r.reference, "</s>") for r in compared.rows] == test["text"][:4]
+    assert all(r.base.reference_loss > 0 and r.tuned.reference_loss > 0 for r in compared.rows)
+    assert evaluation.run_metadata["eval_samples"] == 4
+    for key, value in compared.summary().items():
+        assert evaluation.run_metadata[key] == pytest.approx(value), key
     merged = first.steps["push_merged"].outputs["merged_model"][0].load()
     assert (Path(merged.local_dir) / "model.safetensors").is_file() and not merged.pushed
 

@@ -101,3 +101,11 @@ def test_editing_a_module_changes_the_keys_of_the_steps_that_import_it_only(tmp_
         fh.write("\n# an edit\n")
     changed = sorted(step for step in STEPS if runtime.code_digest(f"twinsft.steps.{step}") != after[step])
     assert changed == ["train_sft"]
+
+
+def test_the_evaluation_code_keys_smoke_generate_only():
+    """Editing the evaluation (or its card) reruns smoke_generate, never training or the export."""
+    closure = {step: set(imported_closure(f"twinsft.steps.{step}")) for step in STEPS}
+    evaluation = {"twinsft.generation.evaluate", "twinsft.steps.evaluation_materializer"}
+    assert evaluation <= closure["smoke_generate"]
+    assert [step for step in STEPS if closure[step] & evaluation] == ["smoke_generate"]

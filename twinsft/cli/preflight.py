@@ -9,9 +9,11 @@ from pathlib import Path
 from twinsft.cli.gated_models import check_gated_access
 from twinsft.cli.sequence_budget import check_template_fits, local_tokenizer_file
 from twinsft.config import RunConfig
+from twinsft.data.formatting import held_out_rows
 from twinsft.data.mix import check_local_source
 from twinsft.errors import ConfigError
 from twinsft.export.hub import hub_token
+from twinsft.generation.evaluate import check_eval_samples
 from twinsft.models import gguf_path
 from twinsft.prompts import ALPACA
 from twinsft.runtime import check_training_requirements
@@ -22,10 +24,17 @@ LOCAL_PREFIXES = ("/", "./", "../", "~")
 
 
 def check_data(cfg: RunConfig) -> None:
-    """Local files and folders get every data check here (light imports); Hub and artifact sources when loaded."""
-    for source in cfg.data.sources:
-        if source.path:
-            check_local_source(source)
+    """Local files and folders get every data check here (light imports); Hub and artifact sources when loaded.
+
+    When every source is a local file or folder (not a `save_to_disk` one), the rows are counted here, so
+    the test split's size is known: `generation.eval_samples` must fit in it.
+    """
+    stats = [check_local_source(source) if source.path else None for source in cfg.data.sources]
+    rows = sum(s.rows for s in stats if s is not None)
+    if all(s is not None for s in stats) and rows >= 2:  # fewer: `split` names the problem
+        test_rows = held_out_rows(rows, cfg.split.test_size)
+        check_eval_samples(cfg.generation.eval_samples, test_rows,
+                           f" (split.test_size {cfg.split.test_size} of {rows} rows)")
 
 
 def check_model(cfg: RunConfig) -> None:

@@ -1,9 +1,12 @@
-"""What a run prints at the end: the generation, the loss drop, where the model is, how to look."""
+"""What a run prints at the end: the generation, the loss drop, base vs tuned, where the model is, how to look."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from twinsft.generation.evaluate import EvalReport
 
 
 def _output(run: Any, step: str, name: str) -> Any:
@@ -21,11 +24,40 @@ def _outputs(step: Any) -> str:
             parts.append(f"{name} (eval loss {meta['eval_loss_before']:.3f} -> {meta['eval_loss_after']:.3f})")
         elif "local_dir" in meta:
             parts.append(f"{name} ({meta['local_dir']}{', pushed' if meta.get('pushed') else ''})")
+        elif "eval_samples" in meta:
+            parts.append(f"{name} ({_evaluation_brief(meta)})")
         elif "stopped_at_eos" in meta:
             parts.append(f"{name} ({meta.get('new_tokens')} tokens, {'EOS' if meta['stopped_at_eos'] else 'no EOS'})")
         else:
             parts.append(name)
     return ", ".join(parts)
+
+
+def _evaluation_brief(meta: Any) -> str:
+    n = meta["eval_samples"]
+    if not n:
+        return "off"
+    return (f"reference loss {meta['eval_reference_loss_base']:.3f} -> {meta['eval_reference_loss_tuned']:.3f}, "
+            f"EOS {round(meta['eval_eos_rate_base'] * n)}/{n} -> {round(meta['eval_eos_rate_tuned'] * n)}/{n}")
+
+
+def evaluation_lines(report: EvalReport) -> list[str]:
+    """Base vs tuned on the held-out rows: mean reference loss and EOS stops, as a small table."""
+    if not report.rows:
+        return ["Base vs tuned on held-out rows: off (generation.eval_samples is 0)"]
+    n = report.samples
+    base, tuned = report.mean_reference_loss("base"), report.mean_reference_loss("tuned")
+    rows = [
+        ("", "base", "tuned"),
+        ("mean reference loss", f"{base:.4f}", f"{tuned:.4f}  ({report.reference_loss_change_text})"),
+        ("stopped at EOS", f"{report.eos_stops('base')}/{n}", f"{report.eos_stops('tuned')}/{n}"),
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    return [
+        f"Base vs tuned on held-out rows (the first {n} of {report.test_rows} in the test split, greedy, "
+        f"at most {report.max_new_tokens} new tokens):",
+        *(f"  {a.ljust(widths[0])}  {b.ljust(widths[1])}  {c}".rstrip() for a, b, c in rows),
+    ]
 
 
 def _seconds(step: Any) -> str:
@@ -68,6 +100,9 @@ def print_summary(run: Any) -> None:
         f"({report.eval_loss_change})  [{report.backend} {report.mode}, {report.precision}, "
         f"{report.steps} steps, {report.train_tokens:,} tokens at {report.tokens_per_s:,.0f} tokens/s]"
     )
+    evaluation = run.steps["smoke_generate"].outputs.get("evaluation")
+    if evaluation:  # a replay may reuse a smoke_generate made before the evaluation existed
+        print("\n" + "\n".join(evaluation_lines(evaluation[0].load())))
     if merged.pushed:
         print(f"Pushed to the Hub: {merged.repo_url}")
     print(f"Merged {merged.dtype} model: {merged.local_dir}")

@@ -22,10 +22,14 @@ def render_alpaca(ds: Dataset, eos_token: str, template: AlpacaTemplate = ALPACA
     return ds.map(texts, batched=True, remove_columns=ds.column_names)
 
 
+def held_out_rows(rows: int, test_size: float) -> int:
+    """Rows `split_dataset` puts in the test split (preflight counts them before any data loads)."""
+    return min(max(1, round(rows * test_size)), rows - 1)
+
+
 def split_dataset(ds: Dataset, test_size: float, seed: int) -> tuple[Dataset, Dataset]:
     """Seeded shuffle split; at least one row on each side."""
     if len(ds) < 2:
         raise ValueError(f"need at least 2 rows to split into train and test, got {len(ds)}")
-    n_test = min(max(1, round(len(ds) * test_size)), len(ds) - 1)
-    parts = ds.train_test_split(test_size=n_test, seed=seed, shuffle=True)
+    parts = ds.train_test_split(test_size=held_out_rows(len(ds), test_size), seed=seed, shuffle=True)
     return parts["train"], parts["test"]

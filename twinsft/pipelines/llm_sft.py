@@ -38,7 +38,7 @@ def sft_steps(dataset, *, data: DataSpec | None = None, **sections: Section | No
     if COMET in cfg.training.report_to and (tracker := stack_comet_tracker()) is not None:
         trainer = trainer.with_options(experiment_tracker=tracker.name)  # the stack's Comet experiment
     adapter, report = trainer(train, test, model=cfg.model, lora=cfg.lora, training=cfg.training)
-    steps.smoke_generate(adapter, model=cfg.model, generation=cfg.generation)
+    steps.smoke_generate(adapter, test, model=cfg.model, generation=cfg.generation)  # evaluates on held-out rows
     merged = steps.push_merged(
         adapter, report, model=cfg.model, lora=cfg.lora, training=cfg.training, data=data,
         export=cfg.export.resolved(), after="smoke_generate",

@@ -1,6 +1,6 @@
 """The six ZenML steps of the SFT pipeline, one thin wrapper over the library per module, and what
-they share: how their artifacts are stored (`dataset_materializer`), shown (`visualizations`) and
-versioned (`model_version`)."""
+they share: how their artifacts are stored (`dataset_materializer`), shown (`visualizations`,
+`evaluation_materializer`) and versioned (`model_version`)."""
 
 from twinsft.steps.format_alpaca import format_alpaca
 from twinsft.steps.load_datasets import load_datasets

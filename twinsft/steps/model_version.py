@@ -2,9 +2,10 @@
 
 The Model is named by the run configuration's top-level `model:` block (ZenML's own key; see
 README). ZenML links every output of the run to the version (the datasets, `lora_adapter`,
-`train_report`, `smoke_generation`, `merged_model`), also on a fully cached run. The metrics are
-ours to add: `train_sft` logs them when it trains, and `record_on_model` copies them from the
-training report when `train_sft` came from the cache (a cached step does not run, so it logs nothing).
+`train_report`, `smoke_generation`, `evaluation`, `merged_model`), also on a fully cached run. The
+metrics are ours to add: `train_sft` and `smoke_generate` log them when they run, and `record_on_model`
+copies them from the training report and the evaluation when those steps came from the cache (a cached
+step does not run, so it logs nothing).
 """
 
 from __future__ import annotations
@@ -28,11 +29,17 @@ def model_version_metadata(report: TrainReport, tracking: Mapping[str, Any] | No
 
 
 def record_on_model(run: Any) -> None:
-    """Give a finished run's model version its metrics when `train_sft` did not (it was cached or skipped)."""
+    """Give a finished run's model version the metrics that `train_sft` and `smoke_generate` did not log
+    (they were cached or skipped)."""
     version = getattr(run, "model_version", None)
-    if version is None or "eval_loss_after" in version.run_metadata:
+    if version is None:
         return
     from zenml import log_metadata
 
-    artifact = run.steps["train_sft"].outputs["train_report"][0]
-    log_metadata(model_version_metadata(artifact.load(), artifact.run_metadata), model_version_id=version.id)
+    logged = version.run_metadata
+    if "eval_loss_after" not in logged:
+        artifact = run.steps["train_sft"].outputs["train_report"][0]
+        log_metadata(model_version_metadata(artifact.load(), artifact.run_metadata), model_version_id=version.id)
+    evaluation = run.steps["smoke_generate"].outputs.get("evaluation")
+    if "eval_samples" not in logged and evaluation:  # a replay may reuse a smoke_generate made before it existed
+        log_metadata(evaluation[0].load().summary(), model_version_id=version.id)
