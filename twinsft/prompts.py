@@ -47,7 +47,7 @@ class AlpacaTemplate:
         whole (an instruction that contains the marker cannot be told apart from it).
         """
         head, tail = f"{self.preamble}\n\n### Instruction:\n", f"\n\n{self.response_marker}"
-        prompt, completion = self.split_training_text(text)
+        prompt, completion = self.split_training_text(text) if self.response_marker in text else ("", "")
         if not prompt.startswith(head) or not prompt.endswith(tail) or not completion.endswith(eos_token):
             raise ValueError(f"not an Alpaca training text ending with {eos_token!r}: {text[:60]!r}...")
         return prompt[len(head): len(prompt) - len(tail)], completion[: len(completion) - len(eos_token)]
