@@ -194,6 +194,21 @@ def test_tensors_are_streamed_in_chunks_with_the_same_result(tiny_copy, tmp_path
     assert whole.read_bytes() == chunked.read_bytes()
 
 
+def test_a_sharded_save_writes_the_same_file(tiny_copy, tmp_path):
+    """Large merged models are saved in several safetensors files (with an index); each tensor is found in its own."""
+    from transformers import AutoModelForCausalLM
+
+    sharded = tmp_path / "sharded"
+    shutil.copytree(tiny_copy, sharded)
+    for f in sharded.glob("model*.safetensors"):
+        f.unlink()
+    AutoModelForCausalLM.from_pretrained(tiny_copy).save_pretrained(sharded, max_shard_size="20KB")
+    assert len(list(sharded.glob("model-*.safetensors"))) > 1 and (sharded / "model.safetensors.index.json").is_file()
+    gguf_export.write_gguf(tiny_copy, tmp_path / "one.gguf", "f16", "t")
+    gguf_export.write_gguf(sharded, tmp_path / "many.gguf", "f16", "t")
+    assert (tmp_path / "one.gguf").read_bytes() == (tmp_path / "many.gguf").read_bytes()
+
+
 def test_skipping_the_rope_permutation_fails_the_f16_check(tiny_copy, monkeypatch):
     monkeypatch.setattr(gguf_export, "permute_for_rope", lambda rows, n_heads: rows)
     with pytest.raises(GGUFMismatch, match="f16 GGUF file differs from the merged model"):
@@ -309,6 +324,14 @@ def test_a_model_that_is_not_llama_is_one_clear_error(tiny_copy):
     with pytest.raises(GGUFUnsupported, match=r"model type 'mistral' is not llama.*Set export\.gguf: \[\]"):
         export_gguf(tiny_copy, ["f16"], "tiny-twin")
     assert not (tiny_copy / "gguf").exists() and not leftovers(tiny_copy)
+
+
+def test_a_tokenizer_llama_cpp_would_split_differently_is_refused(tiny_copy, tmp_path):
+    data = json.loads((tiny_copy / "tokenizer.json").read_text())
+    data["model"]["ignore_merges"] = True  # whole-word lookups: llama.cpp does them for llama-bpe only
+    (tiny_copy / "tokenizer.json").write_text(json.dumps(data))
+    with pytest.raises(GGUFUnsupported, match=r"skips merges for whole-word tokens.*'gpt-2'"):
+        gguf_export.write_gguf(tiny_copy, tmp_path / "x.gguf", "f16", "t")
 
 
 def test_export_spec_takes_known_quantizations_once():

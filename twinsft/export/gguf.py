@@ -272,6 +272,8 @@ def read_vocab(model_dir: Path, n_vocab: int) -> Vocab:
     if model.get("type") != "BPE":
         raise unsupported(f"the tokenizer is {model.get('type')}, not BPE")
     pre = pre_tokenizer_type(data.get("pre_tokenizer"), data.get("normalizer"))
+    if model.get("ignore_merges") and pre != "llama-bpe":  # llama.cpp looks words up whole only for llama-bpe
+        raise unsupported(f"the tokenizer skips merges for whole-word tokens, which llama.cpp's '{pre}' does not")
     added = {t["id"]: t for t in data.get("added_tokens", [])}
     by_id = {i: token for token, i in model["vocab"].items()} | {i: t["content"] for i, t in added.items()}
     if max(by_id) >= n_vocab:
