@@ -477,8 +477,11 @@ def check_metadata(path: Path, vocab: Vocab) -> None:
         raise GGUFMismatch(f"the GGUF file {path.name} reads back a different {', '.join(wrong)}; it was not kept")
 
 
-def verify(model_dir: Path, paths: dict[str, Path], vocab: Vocab) -> tuple[dict[str, GGUFCheck], list[str]]:
-    """Each file against the merged model. f16 must match (else GGUFMismatch); q8_0 mismatches are warnings."""
+def verify(model_dir: Path, paths: dict[str, Path], vocab: Vocab) -> tuple[dict[str, GGUFCheck], list[str], int]:
+    """Each file against the merged model. f16 must match (else GGUFMismatch); q8_0 mismatches are warnings.
+
+    Returns the checks, the warnings and how many greedy tokens were compared (fewer than PROBE_TOKENS when the
+    merged model stops at EOS)."""
     ref = merged_reference(model_dir)
     checks, warnings = {}, []
     for quantization, path in paths.items():
@@ -496,7 +499,7 @@ def verify(model_dir: Path, paths: dict[str, Path], vocab: Vocab) -> tuple[dict[
                 f"differs from the merged model's (quantization error; max logit diff {check.max_logit_diff:.3g})"
             )
         checks[quantization] = check
-    return checks, warnings
+    return checks, warnings, len(ref.tokens)
 
 
 def export_gguf(model_dir: Path, quantizations: list[str], name: str) -> GGUFExport:
@@ -515,7 +518,7 @@ def export_gguf(model_dir: Path, quantizations: list[str], name: str) -> GGUFExp
         paths = {q: tmp / f"{name}-{q}.gguf" for q in quantizations}
         for quantization, path in paths.items():
             write_gguf(model_dir, path, quantization, name, vocab)
-        checks, warnings = verify(model_dir, paths, vocab)
+        checks, warnings, compared = verify(model_dir, paths, vocab)
         (tmp / MODELFILE).write_text(render_modelfile(paths[quantizations[0]].name, vocab.tokens[vocab.eos]))
         if final.exists():
             shutil.rmtree(final)
@@ -524,4 +527,4 @@ def export_gguf(model_dir: Path, quantizations: list[str], name: str) -> GGUFExp
         shutil.rmtree(tmp, ignore_errors=True)
     files = {q: c.model_copy(update={"path": str(final / Path(c.path).name)}) for q, c in checks.items()}
     return GGUFExport(dir=str(final), modelfile=str(final / MODELFILE), files=files,
-                      verified_tokens=PROBE_TOKENS, warnings=warnings)
+                      verified_tokens=compared, warnings=warnings)
