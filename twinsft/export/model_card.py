@@ -95,7 +95,9 @@ Fingerprints of the exact rows (sha256 of their content, as the pipeline's cache
 
 def _gguf_line(check: GGUFCheck, folder: str) -> str:
     name = f"{folder}/{Path(check.path).name}"
-    size = f"{check.size_bytes / 2**30:.2f} GiB" if check.size_bytes >= 2**30 else f"{check.size_bytes / 2**20:.0f} MiB"
+    unit, scale = next((u, 2**e) for u, e in (("GiB", 30), ("MiB", 20), ("KiB", 10), ("bytes", 0))
+                       if check.size_bytes >= 2**e or e == 0)
+    size = f"{check.size_bytes / scale:,.{0 if unit == 'bytes' else 1}f} {unit}"
     if check.greedy_match:
         greedy = "same greedy tokens as the merged model"
     else:
@@ -114,10 +116,10 @@ def gguf_section(gguf: GGUFExport, model_dir: str) -> str:
 
 {files}
 
-Written from the merged weights and reloaded before they were kept: the differences above are against the merged
-model on a probe prompt (float32 logits; the first {gguf.verified_tokens} greedy tokens). Each file carries the
-tokenizer and the Alpaca chat template; `{folder}/{Path(gguf.modelfile).name}` gives Ollama the same prompt and
-stops at EOS.
+Written from the merged weights and reloaded before they were kept: the differences above are against the
+merged model on a probe prompt (float32 logits; the first {gguf.verified_tokens} greedy tokens). Each file
+carries the tokenizer and the Alpaca chat template; `{folder}/{Path(gguf.modelfile).name}` gives Ollama the same
+prompt and stops at EOS.
 
 ```bash
 llama-cli -m {first} --jinja       # chat: each turn is rendered with the file's Alpaca template
