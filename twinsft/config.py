@@ -18,6 +18,9 @@ LLAMA_LINEAR_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up
 MIN_SEQ_LENGTH = 64
 
 
+# GGUF files the export can write (twinsft/export/gguf.py): exact 16-bit, or 8-bit llama.cpp blocks.
+GGUF_QUANTIZATIONS = ("f16", "q8_0")
+
 # The Hub's rule for `namespace/name` (huggingface_hub.utils.validate_repo_id), without importing it.
 _REPO_PART = re.compile(r"^\w(?:[\w.-]*\w)?$", re.ASCII)
 
@@ -217,6 +220,26 @@ class ExportSpec(Section):
     repo_id: str | None = Field(None, description="Hub repo `user/name`; required when push is on.")
     private: bool = True
     overwrite: bool = Field(False, description="Allow pushing over a Hub repo that already holds files.")
+    gguf: list[Literal["f16", "q8_0"]] = Field(
+        default_factory=list,
+        description="Also write verified GGUF files (llama.cpp, Ollama) of the merged model into output_dir/gguf/: "
+        "f16 (exact) and/or q8_0 (half the size). Empty: none.",
+    )
+
+    @field_validator("gguf", mode="before")
+    @classmethod
+    def _known_quantizations_once(cls, value: object) -> object:
+        # Named here rather than by pydantic's literal error, so the one-line error shows the value and the choices.
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, list):
+            return value
+        for name in names:
+            if name not in GGUF_QUANTIZATIONS:
+                raise ValueError(f"unknown GGUF quantization {name!r}; use {' or '.join(GGUF_QUANTIZATIONS)}")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"{twice[0]!r} is listed twice; list each quantization once")
+        return names
 
     @model_validator(mode="after")
     def _push_needs_repo(self) -> ExportSpec:

@@ -155,6 +155,14 @@ CASES = {
         lambda p, tmp: p["export"].update(push=True, repo_id="twin"),
         ["export.repo_id 'twin' must look like 'user/name'"],
     ),
+    "gguf_unknown_quantization": Case(
+        lambda p, tmp: set_in(p, "export.gguf", ["q8_0", "q4_k_m"]),
+        ["parameters.export.gguf", "unknown GGUF quantization 'q4_k_m'", "use f16 or q8_0"],
+    ),
+    "gguf_listed_twice": Case(
+        lambda p, tmp: set_in(p, "export.gguf", ["f16", "f16"]),
+        ["parameters.export.gguf", "'f16' is listed twice"],
+    ),
     "output_dir_not_writable": Case(
         lambda p, tmp: set_in(p, "export.output_dir", "/sys/twinsft-out"),
         ["export.output_dir '/sys/twinsft-out' is not writable", "pick another directory"],
@@ -202,6 +210,8 @@ MARKS = {
     "unsloth_without_cuda": [NO_CUDA],
     "bitsandbytes_missing_for_qlora": [NO_BNB],
     "bitsandbytes_missing_for_8bit_adam": [NO_BNB],
+    "gguf_unknown_quantization": [pytest.mark.gguf],
+    "gguf_listed_twice": [pytest.mark.gguf],
 }
 
 

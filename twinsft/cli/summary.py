@@ -108,6 +108,11 @@ def print_summary(run: Any) -> None:
     print(f"Merged {merged.dtype} model: {merged.local_dir}")
     if not (Path(merged.local_dir) / "config.json").is_file():
         print("  (that folder is gone since the cached run made it: rerun with --no-cache to rebuild it)")
+    for check in (merged.gguf or {}).values():
+        match = "same greedy tokens" if check.greedy_match else f"greedy tokens differ at {check.first_mismatch}"
+        print(f"GGUF {check.quantization}: {check.path} ({check.size_bytes / 2**20:,.0f} MiB, {match})")
+    if merged.gguf_modelfile:
+        print(f"  Ollama: cd {Path(merged.gguf_modelfile).parent} && ollama create <name> -f Modelfile")
     comet = _output(run, "train_sft", "train_report").run_metadata
     if comet.get("comet_experiment_url"):
         print(f"Comet experiment: {comet['comet_experiment_url']}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from twinsft.config import DataSpec, LoraSpec, ModelSpec, TrainingSpec
+from twinsft.export.gguf import GGUFCheck, GGUFExport
 from twinsft.prompts import ALPACA
 from twinsft.training.report import TrainReport
 
@@ -88,4 +90,39 @@ Fingerprints of the exact rows (sha256 of their content, as the pipeline's cache
 ## Versions
 
 {_table(report.versions)}
+"""
+
+
+def _gguf_line(check: GGUFCheck, folder: str) -> str:
+    name = f"{folder}/{Path(check.path).name}"
+    unit, scale = next((u, 2**e) for u, e in (("GiB", 30), ("MiB", 20), ("KiB", 10), ("bytes", 0))
+                       if check.size_bytes >= 2**e or e == 0)
+    size = f"{check.size_bytes / scale:,.{0 if unit == 'bytes' else 1}f} {unit}"
+    if check.greedy_match:
+        greedy = "same greedy tokens as the merged model"
+    else:
+        greedy = f"greedy tokens differ from the merged model's from token {check.first_mismatch} on"
+    return f"- `{name}`: {check.quantization}, {size}; max logit difference {check.max_logit_diff:.2g}, {greedy}"
+
+
+def gguf_section(gguf: GGUFExport, model_dir: str) -> str:
+    """The card's part on the GGUF files, added once they are written and verified (a card never names files
+    that are not there)."""
+    folder = Path(gguf.dir).relative_to(model_dir).as_posix()
+    files = "\n".join(_gguf_line(c, folder) for c in gguf.files.values())
+    first = f"{folder}/{Path(next(iter(gguf.files.values())).path).name}"
+    return f"""
+## GGUF (llama.cpp, Ollama)
+
+{files}
+
+Written from the merged weights and reloaded before they were kept: the differences above are against the
+merged model on a probe prompt (float32 logits; the first {gguf.verified_tokens} greedy tokens). Each file
+carries the tokenizer and the Alpaca chat template; `{folder}/{Path(gguf.modelfile).name}` gives Ollama the same
+prompt and stops at EOS.
+
+```bash
+llama-cli -m {first} --jinja       # chat: each turn is rendered with the file's Alpaca template
+cd {folder} && ollama create twin -f Modelfile && ollama run twin "Write a paragraph about fine-tuning."
+```
 """

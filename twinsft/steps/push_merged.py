@@ -1,4 +1,5 @@
-"""Step `push_merged`: the merged 16-bit model, verified and saved with its model card, pushed when asked."""
+"""Step `push_merged`: the merged 16-bit model, verified and saved with its model card, verified GGUF files when
+asked, pushed when asked."""
 
 from pathlib import Path
 from typing import Annotated
@@ -28,7 +29,9 @@ def push_merged(
     export: ExportSpec,
     data: DataSpec | None = None,
 ) -> Annotated[ExportResult, ArtifactConfig(name="merged_model", artifact_type=ArtifactType.MODEL)]:
-    """Merge into 16-bit weights, verify, save locally with a model card (always), push when export.push is on."""
+    """Merge into 16-bit weights, verify, save locally with a model card (always), write GGUF files into its gguf/
+    folder when export.gguf lists any, push the folder when export.push is on. The result (GGUF checks included) is
+    the step's metadata."""
     run_name = get_step_context().pipeline_run.name
     card = render_card(model, lora, training, data, report, run_name)
     result = export_merged(model, adapter, export, run_name=run_name, card=card)
