@@ -10,7 +10,7 @@ tok=$1 logs=${2:-outputs/gpu-pipeline}
 mkdir -p "$logs"
 $PY -m bench.random_llama --shape smoke --tokenizer "$tok" --out outputs/bench/random-smoke >/dev/null || exit 1
 status=0
-for c in unsloth-lora unsloth-qlora trl-lora trl-qlora; do
+for c in unsloth-lora unsloth-lora-response unsloth-qlora trl-lora trl-qlora; do
   $PY run.py --config "bench/configs/smoke-$c.yaml" >"$logs/$c.log" 2>&1
   rc=$?; [ $rc = 0 ] || status=1
   echo "== $c: exit $rc"
