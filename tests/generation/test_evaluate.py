@@ -74,7 +74,7 @@ class Untouchable:
 
 
 def test_zero_samples_does_no_work(monkeypatch):
-    monkeypatch.setattr(evaluate, "greedy_ids", Untouchable())
+    monkeypatch.setattr(evaluate, "generate", Untouchable())
     report = evaluate_held_out(Untouchable(), Untouchable(), ["not even a training text"] * 5, samples=0,
                                max_new_tokens=8)
     assert report.rows == [] and report.test_rows == 5

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from twinsft.errors import ConfigError
-from twinsft.generation.greedy import greedy_ids
+from twinsft.generation.greedy import generate
 from twinsft.prompts import ALPACA
 
 log = logging.getLogger("twinsft.progress")
@@ -120,12 +120,13 @@ def reference_loss(model: Any, tokenizer: Any, instruction: str, reference: str)
 
 
 def answer(model: Any, tokenizer: Any, instruction: str, reference: str, max_new_tokens: int) -> Answer:
-    """The model's greedy answer to `instruction` and its loss on `reference`."""
-    new = greedy_ids(model, tokenizer, _prompt_ids(model, tokenizer, instruction), max_new_tokens)
+    """The model's greedy answer to `instruction` (the smoke generation's `generate`, without its per-token
+    progress lines: a line per row is logged instead) and its loss on `reference`."""
+    out = generate(model, tokenizer, instruction, max_new_tokens, progress=False)
     return Answer(
-        text=tokenizer.decode(new, skip_special_tokens=True).strip(),
-        new_tokens=len(new),
-        stopped_at_eos=bool(new) and new[-1] == tokenizer.eos_token_id,
+        text=out.response,
+        new_tokens=out.new_tokens,
+        stopped_at_eos=out.stopped_at_eos,
         reference_loss=reference_loss(model, tokenizer, instruction, reference),
     )
 

@@ -61,12 +61,14 @@ def greedy_ids(model: Any, tokenizer: Any, input_ids: Any, max_new_tokens: int, 
     return out[0, input_ids.shape[1]:].tolist()
 
 
-def generate(model: Any, tokenizer: Any, instruction: str, max_new_tokens: int) -> Generation:
+def generate(model: Any, tokenizer: Any, instruction: str, max_new_tokens: int, progress: bool = True) -> Generation:
+    """The greedy answer to `instruction` in the Alpaca prompt; `progress` logs the count of new tokens."""
     from twinsft.progress import TokenProgress
 
     prompt = ALPACA.prompt(instruction)
     input_ids = tokenizer(prompt, return_tensors="pt").input_ids.to(model.device)
-    new = greedy_ids(model, tokenizer, input_ids, max_new_tokens, streamer=TokenProgress(max_new_tokens))
+    streamer = TokenProgress(max_new_tokens) if progress else None
+    new = greedy_ids(model, tokenizer, input_ids, max_new_tokens, streamer=streamer)
     return Generation(
         instruction=instruction,
         prompt=prompt,
