@@ -1,18 +1,19 @@
 """How the held-out evaluation is stored and shown: JSON (like any pydantic model) and a Markdown card.
 
 A module of its own rather than beside the training report's materializer in `visualizations`: that
-module is in `train_sft`'s import closure, so the evaluation code there would rerun training when edited.
+module is in `train_sft`'s import closure, so the evaluation code there would rerun training when edited
+(this module imports `visualizations`, not the other way round).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar
 
 from zenml.enums import VisualizationType
 from zenml.materializers.pydantic_materializer import PydanticMaterializer
 
 from twinsft.generation.evaluate import Answer, EvalReport
+from twinsft.steps.visualizations import write_visualization
 
 EVALUATION_CARD = "evaluation.md"
 
@@ -61,7 +62,5 @@ class EvalReportMaterializer(PydanticMaterializer):
     ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (EvalReport,)
 
     def save_visualizations(self, data: EvalReport) -> dict[str, VisualizationType]:
-        path = os.path.join(self.uri, EVALUATION_CARD)
-        with self.artifact_store.open(path, "wb") as fh:
-            fh.write(evaluation_markdown(data).encode())
-        return {path.replace("\\", "/"): VisualizationType.MARKDOWN, **super().save_visualizations(data)}
+        card = write_visualization(self, EVALUATION_CARD, evaluation_markdown(data))
+        return {card: VisualizationType.MARKDOWN, **super().save_visualizations(data)}

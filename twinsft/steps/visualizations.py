@@ -92,7 +92,8 @@ def generation_markdown(response: str, instruction: str | None = None, stopped_a
 
 
 
-def _write(materializer: BaseMaterializer, name: str, payload: bytes | str) -> str:
+def write_visualization(materializer: BaseMaterializer, name: str, payload: bytes | str) -> str:
+    """Write `payload` next to the artifact as file `name`; the path, as ZenML's visualizations map wants it."""
     path = os.path.join(materializer.uri, name)
     with materializer.artifact_store.open(path, "wb") as fh:
         fh.write(payload.encode() if isinstance(payload, str) else payload)
@@ -106,8 +107,8 @@ class TrainReportMaterializer(PydanticMaterializer):
 
     def save_visualizations(self, data: TrainReport) -> dict[str, VisualizationType]:
         return {
-            _write(self, LOSS_CURVE, loss_curve_png(data)): VisualizationType.IMAGE,
-            _write(self, REPORT_CARD, report_markdown(data)): VisualizationType.MARKDOWN,
+            write_visualization(self, LOSS_CURVE, loss_curve_png(data)): VisualizationType.IMAGE,
+            write_visualization(self, REPORT_CARD, report_markdown(data)): VisualizationType.MARKDOWN,
             **super().save_visualizations(data),
         }
 
@@ -121,4 +122,4 @@ class GenerationMaterializer(BuiltInMaterializer):
     def save_visualizations(self, data: str) -> dict[str, VisualizationType]:
         card = generation_markdown(data, getattr(data, "instruction", None), getattr(data, "stopped_at_eos", None),
                                    getattr(data, "new_tokens", None))
-        return {_write(self, GENERATION_CARD, card): VisualizationType.MARKDOWN}
+        return {write_visualization(self, GENERATION_CARD, card): VisualizationType.MARKDOWN}
