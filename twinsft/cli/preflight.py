@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from twinsft.cli.gated_models import check_gated_access
-from twinsft.cli.sequence_budget import check_template_fits, local_tokenizer_file
+from twinsft.cli.sequence_budget import check_template_fits, local_tokenizer
 from twinsft.config import RunConfig
 from twinsft.data.formatting import held_out_rows
 from twinsft.data.mix import check_local_source
@@ -56,14 +56,8 @@ def check_loss_on(cfg: RunConfig) -> None:
     if cfg.training.loss_on != "response":
         return
     check_template(ALPACA)
-    path = local_tokenizer_file(cfg.model)
-    if path is None:
-        return
-    from tokenizers import Tokenizer
-
-    try:
-        tokenizer = Tokenizer.from_file(str(path))
-    except Exception:  # an unusual tokenizer.json: training checks with the model's own tokenizer
+    tokenizer = local_tokenizer(cfg.model)
+    if tokenizer is None:  # training checks with the model's own tokenizer
         return
     check_token_boundary(lambda text: tokenizer.encode(text).ids, ALPACA, how="with the model's tokenizer")
 

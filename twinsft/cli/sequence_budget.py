@@ -10,6 +10,7 @@ length that cannot hold the template.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from twinsft.config import ModelSpec
 from twinsft.errors import ConfigError
@@ -34,17 +35,25 @@ def local_tokenizer_file(model: ModelSpec) -> Path | None:
     return Path(cached) if isinstance(cached, str) else None
 
 
+def local_tokenizer(model: ModelSpec) -> Any | None:
+    """The model's `tokenizer.json` loaded with the light `tokenizers` library, when it is on disk and readable."""
+    path = local_tokenizer_file(model)
+    if path is None:
+        return None
+    from tokenizers import Tokenizer
+
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception:  # an unusual tokenizer.json: callers fall back to what needs no tokenizer
+        return None
+
+
 def template_tokens(model: ModelSpec) -> tuple[int, bool]:
     """Tokens the empty Alpaca training text takes, and whether that count is exact."""
     text = ALPACA.training_text("", "", "")
-    path = local_tokenizer_file(model)
-    if path is not None:
-        from tokenizers import Tokenizer
-
-        try:
-            return len(Tokenizer.from_file(str(path)).encode(text, add_special_tokens=False).ids), True
-        except Exception:  # an unusual tokenizer.json: fall back to the safe bound
-            pass
+    tokenizer = local_tokenizer(model)
+    if tokenizer is not None:
+        return len(tokenizer.encode(text, add_special_tokens=False).ids), True
     return len(text.encode("utf-8")) + 1, False  # +1: a SentencePiece leading-space marker
 
 
