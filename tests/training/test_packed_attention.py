@@ -78,6 +78,17 @@ def test_packed_loss_equals_per_sample_loss(tiny_model_dir, monkeypatch, attn):
         if grad:
             torch.testing.assert_close(torch.autograd.grad(packed, weight)[0], grads / count, atol=1e-4, rtol=1e-3)
 
+    if attn == "flex_attention":  # the benchmark's comparison path: SDPA inside the block, flex again after
+        from peft import LoraConfig, get_peft_model
+
+        from twinsft.training.packed_attention import per_segment_attention
+
+        peft_model = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"]))
+        with torch.no_grad(), per_segment_attention("trl", peft_model):
+            assert model.config._attn_implementation == "sdpa"
+            assert peft_model(**batch, use_cache=False).loss.item() == pytest.approx(packed.item(), abs=1e-4)
+        assert model.config._attn_implementation == "flex_attention"
+
     # The same row with positions running on: samples see each other, and the loss moves. So the
     # comparison above can fail.
     with torch.no_grad():
