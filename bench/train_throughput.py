@@ -62,7 +62,9 @@ CASE = re.compile(r"^(?P<kind>unsloth|trl|bare)-(?P<mode>lora|qlora)(-mb(?P<mb>\
                   r"(-len(?P<median>\d+)|(?P<hist>-hist))?$")
 # Log-normal sample lengths: sigma and clip as measured in issue 13 (mean ~1.4 x the median).
 LOGNORMAL_SIGMA, MIN_LEN, MAX_LEN = 0.8, 32, 2000
-LOSS_TOLERANCE = 1e-3  # packed-attention path against one attention call per sample, first micro-batch
+# Packed-attention path against the previous one, first micro-batch. bf16 rounding between the two kernels
+# measured 5.8e-4 to 9.8e-4 on a random 8B model (loss 12.6): --loss-tolerance if a rerun trips on that alone.
+LOSS_TOLERANCE = 1e-3
 
 
 def fail(message: str) -> None:
@@ -219,7 +221,8 @@ def _sync() -> None:
 
 
 def run_step_case(case: dict[str, Any], model_dir: Path, tokenizer_dir: Path, warmup: int, steps: int,
-                  profile_dir: Path | None = None, histogram: list[tuple[int, int, int]] | None = None) -> dict:
+                  profile_dir: Path | None = None, histogram: list[tuple[int, int, int]] | None = None,
+                  loss_tolerance: float = LOSS_TOLERANCE) -> dict:
     if case["kind"] == "unsloth":
         import unsloth  # noqa: F401  (before trl/transformers)
     import torch
@@ -253,7 +256,7 @@ def run_step_case(case: dict[str, Any], model_dir: Path, tokenizer_dir: Path, wa
     if case["hfcount"]:
         put_back_hf_token_count(setup.trainer)
     packing = packed_rows(setup.trainer, setup.training.per_device_train_batch_size)
-    check = first_loss_check(setup) if packing["samples_per_row"] > 1 else {}
+    check = first_loss_check(setup, loss_tolerance) if packing["samples_per_row"] > 1 else {}
     if on_gpu:
         torch.cuda.reset_peak_memory_stats()
     setup.trainer.train()
@@ -283,10 +286,10 @@ def packed_rows(trainer: Any, micro_batch: int) -> dict[str, Any]:
     }
 
 
-def first_loss_check(setup: Any) -> dict[str, float]:
+def first_loss_check(setup: Any, tolerance: float = LOSS_TOLERANCE) -> dict[str, float]:
     """The first micro-batch's loss on the packed-attention path and on one attention call per sample.
 
-    Forward only (the gradient follows the same kernels); a difference over LOSS_TOLERANCE ends the case.
+    Forward only (the gradient follows the same kernels); a difference over `tolerance` ends the case.
     """
     import torch
 
@@ -306,8 +309,8 @@ def first_loss_check(setup: Any) -> dict[str, float]:
     print(f"first micro-batch loss: {packed:.5f} ({setup.attention}) against {per_sample:.5f} (the path before: "
           f"{'one SDPA call per sample' if setup.backend == 'unsloth' else 'SDPA, dense document mask'}): "
           f"difference {diff:.2e}", flush=True)
-    if not diff <= LOSS_TOLERANCE:
-        raise SystemExit(f"packed attention changes the loss by {diff:.2e} > {LOSS_TOLERANCE}: not timed")
+    if not diff <= tolerance:
+        raise SystemExit(f"packed attention changes the loss by {diff:.2e} > {tolerance}: not timed")
     return {"first_loss": round(packed, 5), "first_loss_per_sample_path": round(per_sample, 5)}
 
 
@@ -438,7 +441,7 @@ def child(args: argparse.Namespace) -> None:
                 case["histogram_file"] = args.histogram.name
                 histogram = read_histogram(args.histogram)
             result = run_step_case(case, args.model_dir, args.tokenizer, args.warmup, args.steps, args.profile,
-                                   histogram)
+                                   histogram, args.loss_tolerance)
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -449,7 +452,8 @@ def run_child(case: str, args: argparse.Namespace) -> dict | None:
     cmd = [sys.executable, "-m", "bench.train_throughput", "--child", case, "--model-dir", str(args.model_dir),
            "--tokenizer", str(args.tokenizer), "--warmup", str(args.warmup), "--steps", str(args.steps),
            *(["--profile", str(args.profile)] if args.profile else []),
-           *(["--histogram", str(args.histogram)] if args.histogram else [])]
+           *(["--histogram", str(args.histogram)] if args.histogram else []),
+           "--loss-tolerance", str(args.loss_tolerance)]
     print(f"== {case}", flush=True)
     try:
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=args.case_timeout)
@@ -521,6 +525,8 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, metavar="DIR", help="also profile one step per case into DIR")
     parser.add_argument("--histogram", type=Path, metavar="FILE",
                         help="token-length histogram for -hist cases (python -m bench.length_histogram)")
+    parser.add_argument("--loss-tolerance", type=float, default=LOSS_TOLERANCE,
+                        help="largest first-micro-batch loss difference, packed-attention path against the previous")
     parser.add_argument("--case-timeout", type=float, metavar="S", help="stop a case after S seconds, go on")
     parser.add_argument("--child", metavar="CASE", help=argparse.SUPPRESS)
     args = parser.parse_args()
