@@ -25,6 +25,7 @@ from twinsft.training import resume
 from twinsft.training.backends import load_trl, load_unsloth
 from twinsft.training.memory_plan import BatchPlan, ModelShape, Workload, plan_batch
 from twinsft.training.out_of_memory import explain_out_of_memory
+from twinsft.training.packed_attention import attention_path
 from twinsft.training.report import LossPoint, TrainReport
 from twinsft.training.response_loss import check_prompts_masked, check_template, check_token_boundary, rows_for_loss
 from twinsft.training.sft_config import sft_config
@@ -44,6 +45,7 @@ class TrainerSetup:
     plan: BatchPlan | None
     backend: Backend
     precision: Precision
+    attention: str = ""  # the kernel packed rows take (training.packed_attention)
 
 
 def plan_memory(model: ModelSpec, lora: LoraSpec, training: TrainingSpec,
@@ -93,6 +95,8 @@ def build_trainer(
     set_seed(training.seed)  # LoRA init and data order
     loader = load_unsloth if backend == "unsloth" else load_trl
     peft_model, tokenizer = loader(model, lora, training, precision)
+    attention = attention_path(backend, peft_model)
+    log.info("attention for packed rows: %s", attention)
     if response_only:
         check_token_boundary(lambda text: tokenizer(text)["input_ids"], ALPACA, how="with the model's tokenizer")
     trainer = sft_trainer_class()(
@@ -105,7 +109,7 @@ def build_trainer(
     )
     if response_only:
         check_prompts_masked(trainer, backend)
-    return TrainerSetup(trainer, tokenizer, training, plan, backend, precision)
+    return TrainerSetup(trainer, tokenizer, training, plan, backend, precision, attention)
 
 
 def train_lora(
