@@ -19,7 +19,8 @@ from twinsft.errors import UserError
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Run the SFT pipeline: `python run.py --config configs/lora.yaml [--no-cache] [--from-step STEP]`."
+        description="Run the SFT pipeline: `python run.py --config configs/lora.yaml [--no-cache] [--from-step STEP]`. "
+        "`python run.py summary RUN` prints a finished run's summary (e.g. one an asynchronous orchestrator ran)."
     )
     parser.add_argument("--config", required=True, help="run configuration: a path, or a file name in configs/")
     parser.add_argument("--no-cache", action="store_true", help="rerun every step instead of reusing cached outputs")
@@ -32,7 +33,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run_command(argv: list[str] | None = None, config_dir: Path = CONFIG_DIR) -> int:
-    """`run.py`'s whole life: 0 after a run, 2 after bad input (one `error:` line on stderr)."""
+    """`run.py`'s whole life: 0 after a run (or a submitted one), 2 after bad input (one `error:` line on stderr)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["summary"]:
+        from twinsft.cli.runs import summary_command
+
+        return summary_command(argv[1:])
     args = parse_args(argv)
     try:
         path, cfg = checked_config(args.config, config_dir)
@@ -40,8 +46,9 @@ def run_command(argv: list[str] | None = None, config_dir: Path = CONFIG_DIR) ->
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    report(run)
-    return 0
+    from twinsft.cli.runs import finish
+
+    return finish(run)  # the summary; or, on an asynchronous orchestrator, where to follow the run
 
 
 def checked_config(arg: str, config_dir: Path) -> tuple[Path, RunConfig]:
