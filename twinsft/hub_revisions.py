@@ -62,6 +62,7 @@ def hub_commit(repo_id: str, repo_type: RepoType, revision: str | None, field: s
     if is_commit(revision):
         return revision
     if not hub_offline():
+        import httpx
         from huggingface_hub import HfApi
         from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
@@ -78,7 +79,7 @@ def hub_commit(repo_id: str, repo_type: RepoType, revision: str | None, field: s
                 f"{field}: {repo_type} '{repo_id}' is not on the Hub (or it is private: export HF_TOKEN); check "
                 "the name"
             ) from None
-        except (OSError, ConnectionError) as exc:  # network down, timeouts, 5xx: try the cache
+        except (httpx.HTTPError, OSError) as exc:  # no connection, timeouts, 5xx (HfHubHTTPError): try the cache
             log.debug("Hub unreachable for %s %s: %s", repo_type, repo_id, exc)
     commit = cached_commit(repo_id, repo_type, revision)
     if commit is None:
