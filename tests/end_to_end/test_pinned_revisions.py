@@ -81,3 +81,30 @@ def test_every_step_gets_the_commit_pinned_at_submit_and_a_new_commit_reruns(tmp
     assert {s: second.steps[s].status.value for s in ("load_datasets", "format_alpaca", "train_sft",
                                                       "push_merged")} == dict.fromkeys(
         ("load_datasets", "format_alpaca", "train_sft", "push_merged"), "completed")
+
+
+def test_a_revision_the_hub_does_not_have_is_one_line_before_any_step(tmp_path, data_files):
+    """run.py with a revision the (fake) Hub says it does not have: exit 2, one line naming the field, no run."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT, write_config
+
+    params = tiny_parameters(Path(REPO), *data_files, tmp_path)
+    params["model"].update(name=REPO, revision="v9", max_seq_length=256)  # preflight counts bytes: no tokenizer here
+    config = write_config(tmp_path / "v9.yaml", params)
+    prelude = (
+        "import httpx, huggingface_hub; from huggingface_hub.errors import RevisionNotFoundError\n"
+        "def model_info(self, repo_id, revision=None, **_):\n"
+        "    raise RevisionNotFoundError('404', response=httpx.Response(404, request=httpx.Request('GET', 'https://x')))\n"
+        "huggingface_hub.HfApi.model_info = model_info\n"
+    )
+    probe = "import sys; exec(sys.argv[1]); import run; sys.exit(run.main(sys.argv[2:]))"
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    proc = subprocess.run([sys.executable, "-c", probe, prelude, "--config", str(config)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines() == [
+        f"error: model.revision: revision 'v9' of model '{REPO}' is not on the Hub; name a branch, tag or commit "
+        "it has"]
