@@ -50,7 +50,9 @@ class ModelSource(Section):
         "meta-llama/Llama-3.1-8B",
         description="Hub model id, or a local directory holding a checkpoint or a GGUF file.",
     )
-    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to pin.")
+    revision: str | None = Field(
+        None, description="Hub revision (branch, tag or commit; default main), pinned to its commit when the run "
+        "is submitted, so every step loads the same weights.")
     gguf_file: str | None = Field(
         None, description="GGUF file inside `name` (or inside `package`); converted once to a plain checkpoint."
     )
@@ -100,7 +102,9 @@ class SourceSpec(Section):
     split: str = Field(
         "train", description="Split to read: Hub (slicing like train[:1000] works), folders, JSON exports."
     )
-    revision: str | None = Field(None, description="Hub revision (branch, tag or commit); pin it for exact reruns.")
+    revision: str | None = Field(
+        None, description="Hub revision (branch, tag or commit; default main), pinned to its commit when the run "
+        "is submitted.")
     limit: int | None = Field(None, gt=0, description="Keep N rows, sampled with `seed` (after dropping duplicates).")
     fraction: float | None = Field(None, gt=0.0, le=1.0, description="Keep this share of rows, sampled with `seed`.")
     seed: int | None = Field(None, description="Sampling seed for limit/fraction; default: training.seed.")

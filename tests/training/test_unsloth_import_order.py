@@ -12,12 +12,16 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import ROOT, STEPS
 
 HEAVY = ("transformers", "trl", "peft")
 
 ENTRYPOINT_IMPORTS = f"""
 import sys
+
+import pytest
 from zenml.integrations.registry import integration_registry
 integration_registry.activate_integrations()
 import twinsft.pipelines.llm_sft
@@ -108,3 +112,58 @@ print("UNSLOTH_LOADED", "unsloth" in sys.modules)
 """
     out = probe(code).stdout
     assert "UNSLOTH_LOADED False" in out and "transformers was imported before unsloth" in out, out
+
+
+GPU_TRAIN = """
+import sys
+
+import pytest
+from pathlib import Path
+from datasets import Dataset
+from twinsft.config import LoraSpec, ModelSpec
+from twinsft.training import train_lora
+from tests.helpers import training_spec
+
+model_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
+rows = Dataset.from_dict({"text": [f"### Instruction:\\nSay {i}.\\n\\n### Response:\\n{i}</s>" for i in range(16)]})
+training = training_spec(out, backend="unsloth", max_steps=2, precision="auto", memory_plan="off")
+report = train_lora(rows, rows.select(range(4)), ModelSpec(name=str(model_dir), max_seq_length=128),
+                    LoraSpec(r=4, alpha=8), training, out / "adapter")
+print("BACKEND", report.backend, "STEPS", report.steps)
+"""
+
+
+def gpu_with_unsloth() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("unsloth") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not gpu_with_unsloth(), reason="needs a CUDA GPU and the gpu extra (unsloth)")
+def test_on_a_gpu_train_sft_in_a_fresh_process_trains_with_unsloth_and_no_import_order_warning(tmp_path,
+                                                                                              tiny_model_dir):
+    """The real thing, on the GPU machine: the step process's imports, then Unsloth training, and Unsloth's own
+    "should be imported before transformers" warning absent from the output."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+
+    # The fixture's 8-wide attention heads are narrower than Unsloth's kernels take: the same tokenizer on a
+    # 64-wide head model.
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
+    torch.manual_seed(0)
+    model_dir = tmp_path / "model"
+    AutoModelForCausalLM.from_config(config).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    proc = probe(ENTRYPOINT_IMPORTS + GPU_TRAIN.replace("sys.argv[1]", repr(str(model_dir))).replace(
+        "sys.argv[2]", repr(str(tmp_path / "run"))))
+    output = proc.stdout + proc.stderr
+    assert "LOADED []" in output and "BACKEND unsloth STEPS 2" in output, output[-3000:]
+    assert "should be imported before" not in output, output[-3000:]
