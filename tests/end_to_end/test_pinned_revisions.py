@@ -14,7 +14,7 @@ import yaml
 from huggingface_hub import constants as hub_constants
 
 from tests.helpers import STEPS, statuses, tiny_parameters
-from tests.test_hub_revisions import cache_snapshot
+from tests.test_revisions import cache_snapshot
 
 REPO = "twinsft-test/pinned-tiny"
 A, B = "1" * 40, "2" * 40

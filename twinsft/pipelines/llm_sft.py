@@ -16,7 +16,7 @@ from twinsft.config import (
     TrainingSpec,
 )
 from twinsft.data.sources.fingerprint import resolve_data
-from twinsft.hub_revisions import pin_model
+from twinsft.revisions import pin_model
 from twinsft.tracking import COMET, stack_comet_tracker
 
 

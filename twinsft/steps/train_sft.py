@@ -44,7 +44,7 @@ def train_sft(
             train_dataset, test_dataset, model, lora, training, adapter_dir, callbacks=comet.callbacks()
         )
         comet.log_report(report)
-    summary = {**report.summary(), **comet.metadata(), "model_revision": model.revision or "-"}
+    summary = {**report.summary(), **comet.metadata(), "model_revision": model.weights_id()}
     log_metadata(summary, infer_artifact=True, artifact_name="lora_adapter")
     log_metadata(summary, infer_artifact=True, artifact_name="train_report")
     if context.model_version is not None:

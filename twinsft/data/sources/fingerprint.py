@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from twinsft.config import DataSpec, SourceSpec
-from twinsft.hub_revisions import hub_commit
+from twinsft.revisions import hub_commit
 
 logger = logging.getLogger(__name__)
 CHUNK = 1 << 20

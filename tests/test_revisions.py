@@ -3,6 +3,7 @@ Hugging Face cache laid out as huggingface_hub lays it out."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +15,7 @@ from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundErro
 from twinsft.config import DataSpec, ModelSpec, SourceSpec
 from twinsft.data.sources.fingerprint import resolve_data
 from twinsft.errors import ConfigError
-from twinsft.hub_revisions import cached_commit, hub_commit, pin_model
+from twinsft.revisions import cached_commit, hub_commit, pin_model
 
 A, B = "a" * 40, "b" * 40
 
@@ -72,10 +73,37 @@ def test_a_branch_resolves_to_the_commit_the_hub_names_now(hub):
     assert pin_model(ModelSpec(name="org/llama", revision="v1")).revision == A
 
 
-def test_a_commit_is_kept_without_asking_and_local_models_are_left_alone(hub, tiny_model_dir):
+def test_a_commit_is_kept_without_asking(hub):
     assert pin_model(ModelSpec(name="org/llama", revision=B)).revision == B
-    assert pin_model(ModelSpec(name=str(tiny_model_dir))).revision is None
     assert hub.calls == []
+
+
+def test_a_local_model_folder_is_pinned_by_its_contents(hub, tmp_path, tiny_model_dir, monkeypatch):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    first = pin_model(ModelSpec(name=str(folder)))
+    assert first.revision is None and len(first.fingerprint) == 64 and hub.calls == []
+    assert first.weights_id() == f"sha256:{first.fingerprint}" and first.source().fingerprint == first.fingerprint
+
+    # Unchanged: the remembered digest answers, nothing is read again.
+    import twinsft.data.sources.fingerprint as fingerprint
+
+    monkeypatch.setattr(fingerprint, "content_digest", lambda path: pytest.fail(f"read {path} again"))
+    assert pin_model(ModelSpec(name=str(folder))).fingerprint == first.fingerprint
+    monkeypatch.undo()
+
+    # Edited weights: a new fingerprint, so the steps that take the model get new parameters.
+    config = folder / "config.json"
+    config.write_text(config.read_text().replace('"initializer_range": 0.1', '"initializer_range": 0.2'))
+    assert pin_model(ModelSpec(name=str(folder))).fingerprint != first.fingerprint
+
+
+def test_a_gguf_file_is_pinned_by_its_bytes(hub, tmp_path):
+    (tmp_path / "m.gguf").write_bytes(b"GGUF one")
+    spec = ModelSpec(name=str(tmp_path), gguf_file="m.gguf")
+    first = pin_model(spec).fingerprint
+    (tmp_path / "m.gguf").write_bytes(b"GGUF two")
+    assert pin_model(spec).fingerprint != first and hub.calls == []
 
 
 def test_the_hub_saying_no_is_one_line_naming_the_field(hub):
