@@ -33,6 +33,7 @@ def is_commit(revision: str | None) -> bool:
 
 
 def hub_offline() -> bool:
+    # Read now, not from huggingface_hub.constants, which fixes the value when huggingface_hub is first imported.
     return any(os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE") for v in ("HF_HUB_OFFLINE",
                                                                                       "TRANSFORMERS_OFFLINE"))
 

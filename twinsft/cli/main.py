@@ -19,8 +19,7 @@ from twinsft.errors import UserError
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Run the SFT pipeline: `python run.py --config configs/lora.yaml [--no-cache] [--from-step STEP]`. "
-        "`python run.py summary RUN` prints a finished run's summary (e.g. one an asynchronous orchestrator ran)."
+        description="Run the SFT pipeline: `python run.py --config configs/lora.yaml [--no-cache] [--from-step STEP]`."
     )
     parser.add_argument("--config", required=True, help="run configuration: a path, or a file name in configs/")
     parser.add_argument("--no-cache", action="store_true", help="rerun every step instead of reusing cached outputs")
