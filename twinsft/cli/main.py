@@ -32,7 +32,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run_command(argv: list[str] | None = None, config_dir: Path = CONFIG_DIR) -> int:
-    """`run.py`'s whole life: 0 after a run, 2 after bad input (one `error:` line on stderr)."""
+    """`run.py`'s whole life: 0 after a run (or a submitted one), 2 after bad input (one `error:` line on stderr)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["summary"]:
+        from twinsft.cli.runs import summary_command
+
+        return summary_command(argv[1:])
     args = parse_args(argv)
     try:
         path, cfg = checked_config(args.config, config_dir)
@@ -40,8 +45,9 @@ def run_command(argv: list[str] | None = None, config_dir: Path = CONFIG_DIR) ->
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    report(run)
-    return 0
+    from twinsft.cli.runs import finish
+
+    return finish(run)  # the summary; or, on an asynchronous orchestrator, where to follow the run
 
 
 def checked_config(arg: str, config_dir: Path) -> tuple[Path, RunConfig]:

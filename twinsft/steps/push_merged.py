@@ -35,5 +35,6 @@ def push_merged(
     run_name = get_step_context().pipeline_run.name
     card = render_card(model, lora, training, data, report, run_name)
     result = export_merged(model, adapter, export, run_name=run_name, card=card)
-    log_metadata(result.model_dump(exclude_none=True), infer_artifact=True, artifact_name="merged_model")
+    log_metadata({**result.model_dump(exclude_none=True), "model_revision": model.weights_id()}, infer_artifact=True,
+                 artifact_name="merged_model")
     return result

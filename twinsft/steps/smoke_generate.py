@@ -41,6 +41,7 @@ def smoke_generate(
             "non_empty": out.non_empty,
             "stopped_at_eos": out.stopped_at_eos,
             "new_tokens": out.new_tokens,
+            "model_revision": model.weights_id(),  # pinned at submit: Hub commit or sha256 of local files
         },
         infer_artifact=True,
         artifact_name="smoke_generation",

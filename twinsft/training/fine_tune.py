@@ -16,6 +16,7 @@ from twinsft.runtime import (
     check_training_requirements,
     cuda_available,
     device_name,
+    import_unsloth_first,
     library_versions,
     peak_memory_gib,
     pick_backend,
@@ -83,6 +84,7 @@ def build_trainer(
     output_dir: Path | None = None,
 ) -> TrainerSetup:
     """The one SFTTrainer set-up that the step and the benchmark share."""
+    import_unsloth_first(training.backend)  # before transformers: Unsloth patches it on import
     from transformers import set_seed
 
     check_training_requirements(model, training)
@@ -126,6 +128,7 @@ def train_lora(
     Resumes from the newest complete checkpoint of the same inputs (see twinsft.training.resume).
     `callbacks`: extra Trainer callbacks (e.g. an experiment tracker's); progress lines are built in.
     """
+    import_unsloth_first(training.backend)  # before transformers: Unsloth patches it on import
     from transformers import PrinterCallback
 
     from twinsft.training.callbacks import ProgressCallback
