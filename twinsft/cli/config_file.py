@@ -7,6 +7,7 @@ import atexit
 import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -135,14 +136,21 @@ def zenml_secrets(raw: dict[str, Any], step: str) -> list[str]:
     return [str(s) for s in (raw.get("secrets") or []) + (step_conf.get("secrets") or [])]
 
 
-def load_run_config(
-    arg: str | Sequence[str], config_dir: Path = CONFIG_DIR, stack: str | None = None
-) -> tuple[Path, RunConfig]:
+@dataclass(frozen=True)
+class RunFile:
+    """A run configuration as `run.py` uses it."""
+
+    path: Path  # the file ZenML reads: the one given, or the merge of several
+    raw: dict[str, Any]  # its contents
+    label: str  # how errors name it: the file, or the files merged ("a.yaml + stacks/b.yaml")
+    config: RunConfig  # its validated `parameters:`
+
+
+def load_run(arg: str | Sequence[str], config_dir: Path = CONFIG_DIR, stack: str | None = None) -> RunFile:
     """Resolve, read, merge and validate a run configuration. Raises ConfigError with one line.
 
     `arg` is one file or several (merged in order: later files override earlier ones key by key, lists
-    are replaced); `stack` adds `configs/stacks/<stack>.yaml` last. Returns the file ZenML reads (the
-    merge, when there are several) and the validated parameters.
+    are replaced); `stack` adds `configs/stacks/<stack>.yaml` last.
     """
     names = [arg] if isinstance(arg, str) else list(arg)
     paths = [resolve_config_path(name, config_dir) for name in names]
@@ -151,4 +159,12 @@ def load_run_config(
     path = merged_run_file(paths)
     label = " + ".join(str(p) for p in paths)
     raw = read_run_file(path) if len(paths) == 1 else read_yaml_file(path)
-    return path, parse_parameters(raw["parameters"], source=label)
+    return RunFile(path, raw, label, parse_parameters(raw["parameters"], source=label))
+
+
+def load_run_config(
+    arg: str | Sequence[str], config_dir: Path = CONFIG_DIR, stack: str | None = None
+) -> tuple[Path, RunConfig]:
+    """The file ZenML reads and the validated parameters (see `load_run`)."""
+    run = load_run(arg, config_dir, stack)
+    return run.path, run.config

@@ -10,6 +10,7 @@ from zenml.config import CachePolicy
 from zenml.enums import ArtifactType
 
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
+from twinsft.machine import check_machine
 from twinsft.runtime import code_digest
 from twinsft.steps.model_version import model_version_metadata
 from twinsft.steps.visualizations import TrainReportMaterializer
@@ -33,6 +34,7 @@ def train_sft(
     Annotated[TrainReport, "train_report"],
 ]:
     """LoRA/QLoRA SFT (Unsloth or TRL + PEFT); held-out loss before and after; adapter + report."""
+    check_machine(model, training)  # this machine (a pod, on a remote stack), not the client run.py checked
     adapter_dir = Path(tempfile.mkdtemp(prefix="lora-adapter-"))
     context = get_step_context()
     params = {"model": model.model_dump(), "lora": lora.model_dump(), "training": training.model_dump()}
