@@ -1,5 +1,5 @@
 """What the machine a GPU step runs on must have: CUDA and bitsandbytes where the config needs them, a Hub
-token for a gated model or a push.
+token for a gated model.
 
 `run.py` checks them on the client when the steps run there (twinsft/cli/preflight.py). When they run
 elsewhere (a remote orchestrator, a step operator), the client's GPU and environment say nothing about the
@@ -9,25 +9,22 @@ pod's, so each GPU step repeats these checks at its start, in the pod, with the 
 from __future__ import annotations
 
 from twinsft.cli.gated_models import check_gated_access
-from twinsft.config import ExportSpec, ModelSpec, TrainingSpec
-from twinsft.export.hub import hub_token
+from twinsft.config import ModelSpec, TrainingSpec
 from twinsft.runtime import check_training_requirements
 
 # Generation trains nothing: only the model's own needs (4-bit loading for QLoRA) count, not the optimizer's.
 _NO_TRAINING = TrainingSpec(optim="adamw_torch")
 
 
-def check_machine(model: ModelSpec, training: TrainingSpec | None = None, export: ExportSpec | None = None) -> None:
+def check_machine(model: ModelSpec, training: TrainingSpec | None = None, *, merge: bool = False) -> None:
     """Raises ConfigError (one line, naming the field and the fix) when this machine cannot run the step.
 
-    `train_sft` passes `training`; `push_merged` passes `export` (it merges into a 16-bit base, so it
-    needs neither CUDA nor bitsandbytes, only the tokens); `smoke_generate` passes neither (it loads the
-    base as training did).
+    `train_sft` passes `training`; `smoke_generate` passes neither (it loads the base as training did);
+    `push_merged` passes `merge=True`: it merges into a 16-bit base, so it needs neither CUDA nor
+    bitsandbytes (its push checks the token itself).
     """
     if training is not None:
         check_training_requirements(model, training)
-    elif export is None:
+    elif not merge:
         check_training_requirements(model, _NO_TRAINING)
     check_gated_access(model)
-    if export is not None and export.push:
-        hub_token()
