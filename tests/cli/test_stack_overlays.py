@@ -162,7 +162,8 @@ def settings_problems(document: dict[str, Any]) -> list[str]:
 
 
 def test_every_flavor_has_an_overlay():
-    assert {"kubernetes", "vertex", "sagemaker", "skypilot"} <= set(STACKS)
+    assert {"kubernetes", "vertex", "sagemaker", "skypilot", "kubernetes-step-operator", "vertex-step-operator",
+            "sagemaker-step-operator"} <= set(STACKS)
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -196,6 +197,8 @@ def test_overlay_validates_against_its_flavors_settings(stack, kubernetes_models
          .update(volume_size_in_gb="big"), "volume_size_in_gb"),
         ("skypilot", lambda d: d["settings"]["orchestrator"].update(accelerator="L4:1"),
          "settings.orchestrator.accelerator"),
+        ("vertex-step-operator", lambda d: d["steps"]["train_sft"]["settings"]["step_operator.vertex"]
+         .update(accelerator_cout=1), "step_operator.vertex.accelerator_cout"),
     ],
 )
 def test_a_misspelt_key_fails(stack, edit, expected, kubernetes_models):
@@ -221,8 +224,10 @@ def gibibytes(quantity: str) -> float:
 
 
 @pytest.mark.parametrize("step", GPU_STEPS)
-def test_kubernetes_puts_each_gpu_step_on_a_gpu_with_shm_and_disk(step):
-    pod = step_settings(overlay("kubernetes"), step, "orchestrator.kubernetes")["pod_settings"]
+@pytest.mark.parametrize(("stack", "key"), [("kubernetes", "orchestrator.kubernetes"),
+                                            ("kubernetes-step-operator", "step_operator.kubernetes")])
+def test_kubernetes_puts_each_gpu_step_on_a_gpu_with_shm_and_disk(step, stack, key):
+    pod = step_settings(overlay(stack), step, key)["pod_settings"]
     limits, requests = pod["resources"]["limits"], pod["resources"]["requests"]
     assert int(limits["nvidia.com/gpu"]) >= 1 and requests["nvidia.com/gpu"] == limits["nvidia.com/gpu"]
     assert gibibytes(requests["ephemeral-storage"]) >= MIN_DISK_GB
@@ -242,3 +247,15 @@ def test_vertex_sagemaker_and_skypilot_put_each_gpu_step_on_a_gpu_with_disk(step
     sky = step_settings(overlay("skypilot"), step, "orchestrator")
     assert sky["accelerators"] and sky["disk_size"] >= MIN_DISK_GB
     assert "--gpus=all" in sky["docker_run_args"] and any(a.startswith("--shm-size=") for a in sky["docker_run_args"])
+
+
+@pytest.mark.parametrize("step", GPU_STEPS)
+def test_step_operator_overlays_send_each_gpu_step_to_the_step_operator_on_a_gpu(step):
+    for stack in ("kubernetes-step-operator", "vertex-step-operator", "sagemaker-step-operator"):
+        assert overlay(stack)["steps"][step]["step_operator"] is True, stack  # the stack's step operator
+    job = step_settings(overlay("vertex-step-operator"), step, "step_operator.vertex")
+    assert job["accelerator_type"].startswith("NVIDIA_") and job["accelerator_count"] >= 1
+    assert job["boot_disk_size_gb"] >= MIN_DISK_GB
+    sagemaker = step_settings(overlay("sagemaker-step-operator"), step, "step_operator.sagemaker")
+    assert sagemaker["instance_type"].startswith(("ml.g", "ml.p"))
+    assert sagemaker["estimator_args"]["volume_size"] >= MIN_DISK_GB
