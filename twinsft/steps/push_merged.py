@@ -10,7 +10,9 @@ from zenml.enums import ArtifactType
 
 from twinsft.config import DataSpec, ExportSpec, LoraSpec, ModelSpec, TrainingSpec
 from twinsft.export import ExportResult, export_merged
+from twinsft.export.hub import hub_token
 from twinsft.export.model_card import render_card
+from twinsft.machine import check_machine
 from twinsft.runtime import code_digest
 from twinsft.training.report import TrainReport
 
@@ -32,6 +34,9 @@ def push_merged(
     """Merge into 16-bit weights, verify, save locally with a model card (always), write GGUF files into its gguf/
     folder when export.gguf lists any, push the folder when export.push is on. The result (GGUF checks included) is
     the step's metadata."""
+    check_machine(model, merge=True)  # this machine (a pod, on a remote stack), not the client run.py checked
+    if export.push:
+        hub_token()  # before the merge: HF_TOKEN comes from the pod's environment (a ZenML secret)
     run_name = get_step_context().pipeline_run.name
     card = render_card(model, lora, training, data, report, run_name)
     result = export_merged(model, adapter, export, run_name=run_name, card=card)

@@ -11,6 +11,7 @@ from zenml.config import CachePolicy
 from twinsft.config import GenerationSpec, ModelSpec
 from twinsft.generation.evaluate import EvalReport, check_eval_samples, evaluate_held_out
 from twinsft.generation.greedy import generate, load_adapted
+from twinsft.machine import check_machine
 from twinsft.runtime import code_digest
 from twinsft.steps.evaluation_materializer import EvalReportMaterializer
 from twinsft.steps.visualizations import GenerationMaterializer, SmokeResponse
@@ -33,6 +34,7 @@ def smoke_generate(
     # Preflight could not count the test split when a source is on the Hub or an artifact: bad input
     # still stops here, before the model loads.
     check_eval_samples(generation.eval_samples, len(test_dataset))
+    check_machine(model)  # this machine (a pod, on a remote stack), not the client run.py checked
     tuned, tokenizer = load_adapted(model, adapter)
     out = generate(tuned, tokenizer, generation.instruction, generation.max_new_tokens)
     log_metadata(

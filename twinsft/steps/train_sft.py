@@ -10,6 +10,7 @@ from zenml.config import CachePolicy
 from zenml.enums import ArtifactType
 
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
+from twinsft.machine import check_machine
 from twinsft.runtime import code_digest, import_unsloth_first
 from twinsft.steps.model_version import model_version_metadata
 from twinsft.steps.visualizations import TrainReportMaterializer
@@ -36,6 +37,7 @@ def train_sft(
     # First: in the step's own process (a remote stack) nothing has imported transformers yet, and the Comet
     # callbacks below would.
     import_unsloth_first(training.backend)
+    check_machine(model, training)  # this machine (a pod, on a remote stack), not the client run.py checked
     adapter_dir = Path(tempfile.mkdtemp(prefix="lora-adapter-"))
     context = get_step_context()
     params = {"model": model.model_dump(), "lora": lora.model_dump(), "training": training.model_dump()}
