@@ -44,6 +44,8 @@ def load_unsloth(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, preci
         dtype=torch_dtype(precision),
         load_in_4bit=model.load_in_4bit,
         revision=model.revision,
+        # This process's GPU (under DDP its LOCAL_RANK's), not Unsloth's default of filling GPUs in order.
+        device_map=device_map(),
     )
     peft_model = FastLanguageModel.get_peft_model(
         base,
