@@ -188,6 +188,10 @@ def _init_process_group(world: World) -> None:
         torch.cuda.set_device(world.local_rank)
     else:  # without it transformers takes a CPU-only rank for a lone process, and no gradient is shared
         os.environ["ACCELERATE_USE_CPU"] = "true"
+        # A CPU rank's device is `cpu:<rank>`, and a resume loads the optimizer state onto it; torch.load
+        # knows only `cpu`. Teach it that `cpu:<n>` is the CPU too.
+        torch.serialization.register_package(
+            5, lambda obj: None, lambda obj, location: obj if location.startswith("cpu:") else None)
     if world.size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
