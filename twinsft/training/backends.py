@@ -35,7 +35,11 @@ def load_trl(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, precision
 
 
 def load_unsloth(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, precision: Precision) -> tuple[Any, Any]:
-    """Unsloth's FastLanguageModel: fused kernels, offloaded gradient checkpointing. CUDA only."""
+    """Unsloth's FastLanguageModel: fused kernels, offloaded gradient checkpointing. CUDA only.
+
+    Under torchrun Unsloth places the whole model on the rank's LOCAL_RANK GPU itself (its automatic
+    device map); on one GPU that map also plans its layer offloading, so it is not replaced here.
+    """
     from unsloth import FastLanguageModel
 
     base, tokenizer = FastLanguageModel.from_pretrained(
@@ -44,8 +48,6 @@ def load_unsloth(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, preci
         dtype=torch_dtype(precision),
         load_in_4bit=model.load_in_4bit,
         revision=model.revision,
-        # This process's GPU (under DDP its LOCAL_RANK's), not Unsloth's default of filling GPUs in order.
-        device_map=device_map(),
     )
     peft_model = FastLanguageModel.get_peft_model(
         base,
