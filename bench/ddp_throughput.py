@@ -126,8 +126,8 @@ def variants(compare: str, gpus: int) -> list[str]:
 
 def run_child(case: str, variant: str, args: argparse.Namespace) -> dict | None:
     cmd = [sys.executable, "-m", "bench.ddp_throughput", "--compare", args.compare, "--child", case,
-           "--variant", variant, "--model-dir", str(args.model_dir), "--tokenizer", str(args.tokenizer), "--warmup", str(args.warmup),
-           "--steps", str(args.steps), *(["--plan"] if args.plan else [])]
+           "--variant", variant, "--model-dir", str(args.model_dir), "--tokenizer", str(args.tokenizer),
+           "--warmup", str(args.warmup), "--steps", str(args.steps), *(["--plan"] if args.plan else [])]
     env = dict(os.environ)
     if args.compare == "gpus" and variant == "inproc":
         env["CUDA_VISIBLE_DEVICES"] = env.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]  # the one-GPU baseline

@@ -218,3 +218,22 @@ def test_a_killed_rank_ends_the_run_and_the_rerun_resumes(tmp_path, tiny_model_d
     assert [p.loss for p in resumed.train_losses] == pytest.approx(
         [p.loss for p in uninterrupted.train_losses], rel=LOSS_TOLERANCE)
     assert resumed.train_tokens == uninterrupted.train_tokens
+
+
+def test_ranks_end_when_the_step_process_dies(tmp_path):
+    """A SIGKILLed step cannot stop torchrun: its ranks watch the step's process and exit when it is gone."""
+    import subprocess
+    import sys
+    import time
+
+    step = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    rank = subprocess.Popen(
+        [sys.executable, "-c", "import time; from twinsft.training.distributed import end_with_step; "
+         "end_with_step(every_s=0.1); time.sleep(60)"],
+        env={**os.environ, "TWINSFT_STEP_PID": str(step.pid)},
+    )
+    time.sleep(1.5)
+    assert rank.poll() is None  # the step lives: the rank trains on
+    step.kill()
+    step.wait()
+    assert rank.wait(timeout=10) == 1

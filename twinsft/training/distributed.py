@@ -31,6 +31,7 @@ PROTOCOL = "@twinsft "
 INPUTS = "inputs.json"
 REPORT = "report.json"
 ERRORS = "errors"
+STEP_PID_ENV = "TWINSFT_STEP_PID"
 
 
 # ---------------------------------------------------------------- the world: ranks and the batch split
@@ -208,12 +209,36 @@ def _write_error(folder: Path, world: World, exc: BaseException) -> None:
     }))
 
 
+def end_with_step(env: Mapping[str, str] = os.environ, every_s: float = 2.0) -> None:
+    """Exit when the step's process that launched us is gone: killed, it cannot stop torchrun, and ranks
+    would train on as orphans. (One rank's exit then makes torchrun stop the others.)"""
+    import threading
+    import time
+
+    pid = int(env.get(STEP_PID_ENV, 0))
+    if not pid:
+        return
+
+    def watch() -> None:
+        while True:
+            time.sleep(every_s)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # alive, owned by someone else (never here, but not gone)
+                pass
+
+    threading.Thread(target=watch, name="end-with-step", daemon=True).start()
+
+
 def main(argv: list[str]) -> int:
     folder, world = Path(argv[0]), World.from_env()
     root = logging.getLogger()
     root.handlers[:] = [_ProtocolHandler(world.rank)]
     # Rank 0 speaks for the run; the others only warn (their progress would repeat rank 0's).
     root.setLevel(logging.INFO if world.main else logging.WARNING)
+    end_with_step()
     try:
         from twinsft.runtime import import_unsloth_first
 

@@ -35,7 +35,7 @@ from twinsft import errors
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
 from twinsft.errors import ConfigError
 from twinsft.training import resume
-from twinsft.training.distributed import ERRORS, PROTOCOL, REPORT, RankInputs, split_batch
+from twinsft.training.distributed import ERRORS, PROTOCOL, REPORT, STEP_PID_ENV, RankInputs, split_batch
 from twinsft.training.fine_tune import train_lora
 from twinsft.training.out_of_memory import OutOfMemory
 from twinsft.training.report import TrainReport
@@ -144,13 +144,14 @@ def _child_env() -> dict[str, str]:
     package_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     env["PYTHONUNBUFFERED"] = "1"
+    env[STEP_PID_ENV] = str(os.getpid())  # the ranks end themselves if this process dies (even by SIGKILL)
     return env
 
 
 def _run_torchrun(folder: Path, processes: int, metrics: MetricsSink | None) -> None:
     tail: deque[str] = deque(maxlen=20)  # torchrun's and the libraries' own lines, for a crash message
     proc = subprocess.Popen(torchrun_command(folder, processes), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, bufsize=1, env=_child_env(), start_new_session=True)
+                            text=True, bufsize=1, env=_child_env())
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
