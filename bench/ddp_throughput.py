@@ -13,8 +13,8 @@ Cases: <unsloth|trl>-<lora|qlora>. Every case trains the Llama-3.1-8B shape (ran
 bench.random_llama) with the recipe's LoRA (r=32 on all seven projections), 2048-token bfd packing,
 adamw_8bit, bf16, gradient checkpointing, and the recipe's effective batch of 16 sequences as
 micro-batch 2 x accumulation 8 (on N GPUs 2 x 8/N each; `--plan` lets the memory plan choose per
-rank instead). Rows have real lengths: log-normal, median 350 tokens (what a chat dataset has), so a
-packed sequence holds several samples. tokens/s is the median, over --steps optimizer steps after
+rank instead). Rows have real lengths (bench.train_throughput's -len350: log-normal, median 350 tokens),
+so a packed sequence holds several samples. tokens/s is the median, over --steps optimizer steps after
 --warmup, of the tokens all ranks trained between two step logs divided by the time between them
 (rank 0's MetricsCallback, the number a Comet chart shows); the run's own mean is printed beside it.
 Each variant runs in its own process (Unsloth patches transformers on import, and a process must
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import os
 import re
 import statistics
@@ -36,11 +35,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.train_throughput import REPO, SEQ_LEN, TARGETS, results_path
+from bench.train_throughput import (
+    LOGNORMAL_SIGMA,
+    REPO,
+    SEQ_LEN,
+    TARGETS,
+    results_path,
+    rows_of_lengths,
+    sample_lengths,
+)
 
 EFFECTIVE_BATCH = 16
 CASE = re.compile(r"^(?P<backend>unsloth|trl)-(?P<mode>lora|qlora)$")
-MEDIAN_TOKENS, SIGMA = 350, 0.8  # sample lengths of the real-length rows (log-normal)
+LENGTHS = "len350"  # row lengths as bench.train_throughput draws them: log-normal, median 350 tokens
 
 
 def parse_case(name: str) -> dict[str, str]:
@@ -51,20 +58,8 @@ def parse_case(name: str) -> dict[str, str]:
 
 
 def real_length_rows(tokenizer_dir: Path, tokens: int, seed: int = 0) -> list[str]:
-    """Texts of random ordinary tokens, log-normal lengths (median MEDIAN_TOKENS), `tokens` in all."""
-    import random
-
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    rng = random.Random(seed)
-    low, high = 300, min(len(tok), 32000)
-    rows, total = [], 0
-    while total < tokens:
-        n = int(min(SEQ_LEN - 48, max(32, rng.lognormvariate(math.log(MEDIAN_TOKENS), SIGMA))))
-        rows.append(tok.decode([rng.randrange(low, high) for _ in range(n)]))
-        total += n
-    return rows
+    """Texts of random ordinary tokens, `tokens` in all, with the lengths of bench.train_throughput's -len350."""
+    return rows_of_lengths(tokenizer_dir, sample_lengths(LENGTHS, tokens, seed), seed)
 
 
 # ---------------------------------------------------------------- the child process: one case, one variant
@@ -195,7 +190,8 @@ def main() -> None:
     path = results_path(new[0]["card"]).with_name(results_path(new[0]["card"]).stem + "-ddp.json")
     saved = json.loads(path.read_text()) if path.exists() else {"runs": []}
     saved = {"card": new[0]["card"], "effective_batch": EFFECTIVE_BATCH, "seq_len": SEQ_LEN,
-             "sample_lengths": f"log-normal, median {MEDIAN_TOKENS}, sigma {SIGMA}", "runs": [*saved["runs"], run]}
+             "sample_lengths": f"{LENGTHS}: log-normal, median 350, sigma {LOGNORMAL_SIGMA}",
+             "runs": [*saved["runs"], run]}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(saved, indent=1) + "\n")
     print(f"run {run['run']} ({args.compare})")
