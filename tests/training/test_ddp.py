@@ -94,8 +94,10 @@ def test_a_rank_s_error_becomes_one_exception(tmp_path):
     _error_file(tmp_path, 0, "ConfigError", "training.x: fix it", user_error=True)  # bad input wins over its echo
     bad_input = _failure(tmp_path, 1, tail=[])
     assert type(bad_input) is ConfigError and str(bad_input) == "training.x: fix it"
-    silent = _failure(tmp_path / "none", -9, tail=["Segmentation fault"])
-    assert "status -9" in str(silent) and "Segmentation fault" in str(silent)
+    silent = _failure(tmp_path / "none", 1, tail=["  exitcode  : -9 (pid: 7)", "  traceback : Signal 9 (SIGKILL)",
+                                                  "====="])
+    assert str(silent) == ("torchrun exited with status 1 before any rank reported an error: "
+                           "exitcode  : -9 (pid: 7) / traceback : Signal 9 (SIGKILL)")
 
 
 # ---------------------------------------------------------------- two ranks on the CPU

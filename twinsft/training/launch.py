@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -149,7 +150,7 @@ def _child_env() -> dict[str, str]:
 
 
 def _run_torchrun(folder: Path, processes: int, metrics: MetricsSink | None) -> None:
-    tail: deque[str] = deque(maxlen=20)  # torchrun's and the libraries' own lines, for a crash message
+    tail: deque[str] = deque(maxlen=40)  # torchrun's and the libraries' own lines, for a crash message
     proc = subprocess.Popen(torchrun_command(folder, processes), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1, env=_child_env())
     try:
@@ -192,10 +193,12 @@ def _failure(folder: Path, code: int, tail: deque[str]) -> Exception:
                                                          key=lambda p: p.stat().st_mtime)]
     # The first bad-input error, else the earliest failure (the others' are often its echo: a broken collective).
     first = next((r for r in reports if r["user_error"]), reports[0] if reports else None)
-    if first is None:
-        last = tail[-1] if tail else "no output"
-        return TrainingProcessError(f"torchrun exited with status {code} before any rank reported an error; "
-                                    f"last line: {last}")
+    if first is None:  # a rank died before it could say why (killed, or failed to start): torchrun's own summary
+        for line in tail:
+            log.error("torchrun: %s", line)
+        said = [ln.strip() for ln in tail if re.search(r"[A-Za-z]*Error|exitcode|[Ss]ignal|Killed|fault", ln)]
+        why = " / ".join(dict.fromkeys(said[-3:])) or (tail[-1].strip() if tail else "no output")
+        return TrainingProcessError(f"torchrun exited with status {code} before any rank reported an error: {why}")
     if first["user_error"]:
         return _USER_ERRORS.get(first["type"], errors.UserError)(first["message"])
     log.error("training process rank %d failed:\n%s", first["rank"], first["traceback"].rstrip())
