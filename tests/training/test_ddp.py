@@ -148,18 +148,21 @@ def failing_rank(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def runs(tiny_model_dir, text_splits, tmp_path_factory):
-    """The same training in this process and on two ranks: (in-process report, two-rank report, folder)."""
+    """The same training in this process and on two ranks: (in-process report, two-rank report, folder, the
+    metrics the two ranks sent to the tracker's sink as (step, metrics))."""
     from twinsft.training import train_lora
 
     out = tmp_path_factory.mktemp("ddp")
     one = train_lora(*text_splits, *model_args(tiny_model_dir), spec(out / "one"), out / "one" / "adapter")
-    two = train(*text_splits, *model_args(tiny_model_dir), spec(out / "two", num_processes=2), out / "two" / "adapter")
-    return one, two, out
+    sent: list[tuple[int, dict]] = []
+    two = train(*text_splits, *model_args(tiny_model_dir), spec(out / "two", num_processes=2), out / "two" / "adapter",
+                metrics=lambda metrics, step: sent.append((step, dict(metrics))))
+    return one, two, out, sent
 
 
 @pytest.mark.ddp
 def test_two_ranks_train_the_configured_batch_and_sum_their_tokens(runs):
-    one, two, _ = runs
+    one, two, _, _ = runs
     assert (one.num_processes, two.num_processes) == (1, 2)
     assert (one.micro_batch, one.gradient_accumulation_steps) == (2, 2)
     assert two.micro_batch * two.gradient_accumulation_steps * two.num_processes == 4  # as configured: 2 x 2
@@ -171,7 +174,7 @@ def test_two_ranks_train_the_configured_batch_and_sum_their_tokens(runs):
 
 @pytest.mark.ddp
 def test_two_ranks_follow_the_single_process_loss_curve(runs):
-    one, two, _ = runs
+    one, two, _, _ = runs
     assert [p.step for p in two.train_losses] == [p.step for p in one.train_losses] == list(range(1, STEPS + 1))
     assert [p.loss for p in two.train_losses] == pytest.approx([p.loss for p in one.train_losses], rel=LOSS_TOLERANCE)
     assert two.eval_loss_before == pytest.approx(one.eval_loss_before, rel=EVAL_TOLERANCE)
@@ -180,8 +183,17 @@ def test_two_ranks_follow_the_single_process_loss_curve(runs):
 
 
 @pytest.mark.ddp
+def test_rank_zero_s_metrics_reach_the_tracker_once_a_step(runs):
+    _, two, _, sent = runs
+    losses = [(step, m["loss"]) for step, m in sent if "loss" in m]
+    assert losses == [(p.step, pytest.approx(p.loss)) for p in two.train_losses]  # one rank's, once a step
+    assert all(m["tokens_per_s"] > 0 for step, m in sent if "loss" in m and step > 1)
+    assert [step for step, m in sent if "eval_loss" in m] == [0, STEPS]
+
+
+@pytest.mark.ddp
 def test_rank_zero_writes_the_adapter_once_and_cleans_up(runs):
-    _, _, out = runs
+    _, _, out, _ = runs
     one_dir, two_dir = out / "one" / "adapter", out / "two" / "adapter"
     assert sorted(p.name for p in two_dir.iterdir()) == sorted(p.name for p in one_dir.iterdir())
     one_w, two_w = load_file(one_dir / "adapter_model.safetensors"), load_file(two_dir / "adapter_model.safetensors")
@@ -202,7 +214,7 @@ def test_bad_input_in_one_rank_is_one_line_and_ends_the_other(tmp_path, tiny_mod
 
 @pytest.mark.ddp
 def test_a_killed_rank_ends_the_run_and_the_rerun_resumes(tmp_path, tiny_model_dir, text_splits, failing_rank, runs):
-    _, uninterrupted, _ = runs
+    _, uninterrupted, _, _ = runs
     training = spec(tmp_path, num_processes=2)
     failing_rank(1, "sigkill")
     with pytest.raises(TrainingProcessError):
