@@ -200,13 +200,16 @@ def _init_process_group(world: World) -> None:
 def _write_error(folder: Path, world: World, exc: BaseException) -> None:
     errors = folder / ERRORS
     errors.mkdir(exist_ok=True)
-    (errors / f"rank{world.rank}.json").write_text(json.dumps({
+    # Whole or not at all: torchrun may stop this rank mid-write (another rank's failure ends them all).
+    partial = errors / f".rank{world.rank}.json.partial"
+    partial.write_text(json.dumps({
         "rank": world.rank,
         "type": type(exc).__name__,
         "user_error": isinstance(exc, UserError),
         "message": str(exc),
         "traceback": "".join(traceback.format_exception(exc)),
     }))
+    partial.replace(errors / f"rank{world.rank}.json")
 
 
 def end_with_step(env: Mapping[str, str] = os.environ, every_s: float = 2.0) -> None:

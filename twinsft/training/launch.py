@@ -190,7 +190,7 @@ def _relay(line: str, metrics: MetricsSink | None, tail: deque[str]) -> None:
 def _failure(folder: Path, code: int, tail: deque[str]) -> Exception:
     """The exception that tells the caller why the ranks stopped: the failing rank's own error when it wrote one."""
     reports = [json.loads(p.read_text()) for p in sorted((folder / ERRORS).glob("rank*.json"),
-                                                         key=lambda p: p.stat().st_mtime)]
+                                                         key=lambda p: p.stat().st_mtime)]  # written whole
     # The first bad-input error, else the earliest failure (the others' are often its echo: a broken collective).
     first = next((r for r in reports if r["user_error"]), reports[0] if reports else None)
     if first is None:  # a rank died before it could say why (killed, or failed to start): torchrun's own summary
