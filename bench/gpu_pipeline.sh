@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole pipeline (all six steps, local orchestrator) on a CUDA machine for Unsloth and
 # TRL + PEFT, LoRA and QLoRA, on a small random-weight Llama. Usage:
-#   bench/gpu_pipeline.sh TOKENIZER_DIR [LOG_DIR]
+#   [CASES="trl-lora ..."] bench/gpu_pipeline.sh TOKENIZER_DIR [LOG_DIR]
 # TOKENIZER_DIR: a tokenizer saved by the project (python -m bench.random_llama --export-tokenizer DIR).
+# train_sft trains on every GPU of the machine (training.num_processes: auto); TWINSFT_LAUNCHER=torchrun
+# sends a one-GPU run through torchrun too.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -10,10 +12,10 @@ tok=$1 logs=${2:-outputs/gpu-pipeline}
 mkdir -p "$logs"
 $PY -m bench.random_llama --shape smoke --tokenizer "$tok" --out outputs/bench/random-smoke >/dev/null || exit 1
 status=0
-for c in unsloth-lora unsloth-lora-response unsloth-qlora trl-lora trl-qlora; do
+for c in ${CASES:-unsloth-lora unsloth-lora-response unsloth-qlora trl-lora trl-qlora}; do
   $PY run.py --config "bench/configs/smoke-$c.yaml" >"$logs/$c.log" 2>&1
   rc=$?; [ $rc = 0 ] || status=1
   echo "== $c: exit $rc"
-  grep -E "memory plan|Step .* has (started|finished)|eval loss (before|after)|^error" "$logs/$c.log" | cut -c1-160 | tail -16
+  grep -E "training on [0-9]+ processes|memory plan|Step .* has (started|finished)|eval loss (before|after)|^error" "$logs/$c.log" | cut -c1-160 | tail -16
 done
 exit $status

@@ -201,6 +201,11 @@ class TrainingSpec(Section):
         "auto", description="Processes that collate the next batches while the GPU trains; auto: 2 on CUDA, "
         "0 (collate in the training process) on CPU."
     )
+    num_processes: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto", description="Training processes, one per GPU (DDP through torchrun, twinsft/training/launch.py); "
+        "auto: every GPU of the step's machine, 1 on a CPU. 1 trains in the step's own process. The effective "
+        "batch (per_device_train_batch_size x gradient_accumulation_steps) stays the same, split across them."
+    )
     logging_steps: int = Field(1, gt=0)
     eval_steps: int | None = Field(None, gt=0, description="Evaluate every N steps; None: only before and after.")
     seed: int = 0

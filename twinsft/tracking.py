@@ -149,14 +149,6 @@ class CometRun:
             self.experiment.log_other("smoke_instruction", instruction)
             self.experiment.log_other("smoke_response", response)
 
-    def callbacks(self) -> list[Any]:
-        """Trainer callbacks that stream the trainer's logs (and tokens/s) into the experiment."""
-        if not self.active:
-            return []
-        from twinsft.training.callbacks import MetricsCallback
-
-        return [MetricsCallback(self.log_metrics)]
-
     def end(self) -> None:
         if self.active and self.owned:
             self.experiment.end()

@@ -201,6 +201,10 @@ CASES = {
         ["generation.eval_samples 9 is more than the 8 rows of the test split (split.test_size 0.2 of 40 rows)",
          "lower it (0 turns the evaluation off) or raise split.test_size"],
     ),
+    "batch_not_split_across_processes": Case(  # the tiny run's 2 x 1 sequences on 4 processes
+        lambda p, tmp: set_in(p, "training.num_processes", 4),
+        ["2 x 1 = 2 cannot be split across 4 processes", "make it a multiple of 4"],
+    ),
     "top_level_enable_cache": Case(
         lambda p, tmp: {"enable_cache": False, "parameters": p},
         ["remove the top-level 'enable_cache'", "--no-cache"],

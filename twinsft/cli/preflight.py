@@ -18,6 +18,7 @@ from twinsft.models import gguf_path
 from twinsft.prompts import ALPACA
 from twinsft.runtime import check_training_requirements
 from twinsft.tracking import choose_mode
+from twinsft.training.distributed import split_batch
 from twinsft.training.response_loss import check_template, check_token_boundary
 
 LOCAL_PREFIXES = ("/", "./", "../", "~")
@@ -61,6 +62,13 @@ def check_loss_on(cfg: RunConfig) -> None:
     check_token_boundary(lambda text: tokenizer.encode(text).ids, ALPACA, how="with the model's tokenizer")
 
 
+def check_batch_split(cfg: RunConfig) -> None:
+    """An explicit training.num_processes must split the effective batch, wherever the step runs (`auto`
+    counts the GPUs of the step's machine, so the step checks it there: training.launch)."""
+    if cfg.training.num_processes != "auto":
+        split_batch(cfg.training, cfg.training.num_processes)
+
+
 def check_environment(cfg: RunConfig, push_secrets: Sequence[str] = ()) -> None:
     """GPU-only features, optional packages and secrets, each named with its fix."""
     training, model = cfg.training, cfg.model
@@ -95,6 +103,7 @@ def preflight(
     check_data(cfg)
     check_model(cfg)
     check_loss_on(cfg)
+    check_batch_split(cfg)
     if run_file is not None:
         from twinsft.cli.stack_checks import check_stack
 

@@ -15,7 +15,8 @@ from twinsft.runtime import code_digest, import_unsloth_first
 from twinsft.steps.model_version import model_version_metadata
 from twinsft.steps.visualizations import TrainReportMaterializer
 from twinsft.tracking import training_experiment
-from twinsft.training import TrainReport, train_lora
+from twinsft.training import TrainReport
+from twinsft.training.launch import train
 
 
 def code_key() -> str:
@@ -33,7 +34,8 @@ def train_sft(
     Annotated[Path, ArtifactConfig(name="lora_adapter", artifact_type=ArtifactType.MODEL)],
     Annotated[TrainReport, "train_report"],
 ]:
-    """LoRA/QLoRA SFT (Unsloth or TRL + PEFT); held-out loss before and after; adapter + report."""
+    """LoRA/QLoRA SFT (Unsloth or TRL + PEFT) on one or several GPUs; held-out loss before and after; adapter +
+    report."""
     # First: in the step's own process (a remote stack) nothing has imported transformers yet, and the Comet
     # callbacks below would.
     import_unsloth_first(training.backend)
@@ -42,8 +44,10 @@ def train_sft(
     context = get_step_context()
     params = {"model": model.model_dump(), "lora": lora.model_dump(), "training": training.model_dump()}
     with training_experiment(training.report_to, name=context.pipeline_run.name, params=params) as comet:
-        report = train_lora(
-            train_dataset, test_dataset, model, lora, training, adapter_dir, callbacks=comet.callbacks()
+        # In this process, or on every GPU through torchrun (training.num_processes).
+        report = train(
+            train_dataset, test_dataset, model, lora, training, adapter_dir,
+            metrics=comet.log_metrics if comet.active else None,
         )
         comet.log_report(report)
     summary = {**report.summary(), **comet.metadata(), "model_revision": model.weights_id()}

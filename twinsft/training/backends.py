@@ -35,7 +35,11 @@ def load_trl(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, precision
 
 
 def load_unsloth(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, precision: Precision) -> tuple[Any, Any]:
-    """Unsloth's FastLanguageModel: fused kernels, offloaded gradient checkpointing. CUDA only."""
+    """Unsloth's FastLanguageModel: fused kernels, offloaded gradient checkpointing. CUDA only.
+
+    Under torchrun Unsloth places the whole model on the rank's LOCAL_RANK GPU itself (its automatic
+    device map); on one GPU that map also plans its layer offloading, so it is not replaced here.
+    """
     from unsloth import FastLanguageModel
 
     base, tokenizer = FastLanguageModel.from_pretrained(

@@ -26,7 +26,7 @@ class TrainReport(BaseModel):
     train_tokens: int
     train_runtime_s: float
     tokens_per_s: float
-    peak_memory_gib: float
+    peak_memory_gib: float = Field(description="Peak memory of the process; under DDP the largest of any rank's")
     memory_kind: str
     trainable_params: int
     total_params: int
@@ -40,6 +40,7 @@ class TrainReport(BaseModel):
     eval_rows: int = 0
     train_rows_sha256: str = Field("", description="Content hash of the training rows (as the cache keys them)")
     eval_rows_sha256: str = ""
+    num_processes: int = Field(1, description="Training processes (DDP ranks, one per GPU); 1: in the step's process")
     loss_on: str = Field("all", description="Tokens the train and held-out losses cover: all, or the response only")
 
     @property
@@ -74,4 +75,5 @@ class TrainReport(BaseModel):
             "gradient_checkpointing": self.gradient_checkpointing,
             "memory_plan": self.memory_plan,
             "resumed_from_step": self.resumed_from_step,
+            "num_processes": self.num_processes,
         }

@@ -32,11 +32,15 @@ log = logging.getLogger(__name__)
 COMPLETE_MARKER = "twinsft-complete"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 # Where and how often to checkpoint does not change the weights, so it may differ on the rerun.
-NOT_IN_KEY = {"checkpoint_dir", "save_steps", "keep_checkpoints", "report_to"}
+# num_processes: the resolved number (world_size) is in the key instead, so `auto` and 2 on two GPUs match.
+NOT_IN_KEY = {"checkpoint_dir", "save_steps", "keep_checkpoints", "report_to", "num_processes"}
 
 
-def run_key(train_sha: str, eval_sha: str, model: ModelSpec, lora: LoraSpec, training: TrainingSpec) -> str:
+def run_key(train_sha: str, eval_sha: str, model: ModelSpec, lora: LoraSpec, training: TrainingSpec,
+            world_size: int = 1) -> str:
     facts: dict[str, Any] = {
+        # A checkpoint holds one data-loader and RNG state per process: it resumes only with as many.
+        "world_size": world_size,
         "train_rows": train_sha,
         "eval_rows": eval_sha,
         "model": model.model_dump(mode="json"),
@@ -64,11 +68,11 @@ class ResumePoint:
 
 
 def resume_point(train_ds: Dataset, eval_ds: Dataset, model: ModelSpec, lora: LoraSpec,
-                 training: TrainingSpec) -> ResumePoint:
+                 training: TrainingSpec, world_size: int = 1) -> ResumePoint:
     """The run's checkpoint folder, keyed by the configured settings (before the memory plan, so a resume
     on another card still finds it), and its newest complete checkpoint."""
     train_sha, eval_sha = content_hash(train_ds), content_hash(eval_ds)
-    folder = run_dir(training, run_key(train_sha, eval_sha, model, lora, training))
+    folder = run_dir(training, run_key(train_sha, eval_sha, model, lora, training, world_size))
     checkpoint = latest_complete(folder)
     # Read the step now: the Trainer deletes old checkpoints (save_total_limit) as it saves new ones.
     step = (checkpoint_step(checkpoint) or 0) if checkpoint is not None else 0
@@ -103,6 +107,9 @@ def mark_complete_callback() -> Any:
 
     class MarkCheckpointComplete(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            from twinsft.training.distributed import barrier
+
+            barrier()  # under DDP every rank writes its own RNG state into the folder: complete once all have
             if state.is_world_process_zero:
                 folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
                 if folder.is_dir():

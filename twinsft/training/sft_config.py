@@ -25,6 +25,7 @@ TRANSLATED = {
     "keep_checkpoints": "training.resume deletes the run's checkpoints after success unless set",
     "report_to": "every integration but comet_ml, which twinsft.tracking drives",
     "loss_on": "completion_only_loss, and the rows' prompt-completion split (training.response_loss)",
+    "num_processes": "how many torchrun processes train (training.launch); the Trainer reads its rank from torchrun",
 }
 
 
@@ -68,4 +69,7 @@ def sft_config(
         include_num_input_tokens_seen="non_padding",  # counted without a GPU sync: training/trainer.py
         logging_nan_inf_filter=False,  # a NaN loss is shown, not replaced; the check cost a GPU sync per micro-batch
         disable_tqdm=True,
+        # Under DDP: every LoRA weight gets a gradient in every step, so skip DDP's search for unused ones
+        # (a graph traversal per step); the frozen base has no gradients for DDP to synchronise.
+        ddp_find_unused_parameters=False,
     )
