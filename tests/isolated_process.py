@@ -92,7 +92,7 @@ def register_stack(name: str = "twinsft-isolated", workdir_root: str = "") -> An
     from zenml.client import Client
 
     client = Client()
-    if not client.zen_store.list_flavors(name=FLAVOR, type=StackComponentType.STEP_OPERATOR).items:
+    if not client.list_flavors(name=FLAVOR, type=StackComponentType.STEP_OPERATOR).items:
         client.create_flavor(source=f"{__name__}.IsolatedProcessStepOperatorFlavor",
                              component_type=StackComponentType.STEP_OPERATOR)
     try:
@@ -130,7 +130,9 @@ def isolated_config(raw: dict[str, Any], base: Path, operator: str = "twinsft-is
     (params.get("training") or {}).pop("checkpoint_dir", None)
     steps = cfg.setdefault("steps", {})
     for step in STEPS:
-        (steps.setdefault(step, {}) or {})["step_operator"] = operator
+        if not steps.get(step):
+            steps[step] = {}
+        steps[step]["step_operator"] = operator
     return cfg
 
 
