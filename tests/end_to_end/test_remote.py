@@ -100,3 +100,18 @@ def test_killed_training_resumes_from_the_artifact_store_in_a_fresh_process(tmp_
     assert report.steps == straight.steps == 8 and report.resumed_from_step == 6
     assert [p.loss for p in report.train_losses] == pytest.approx([p.loss for p in straight.train_losses], rel=1e-5)
     assert report.eval_loss_after == pytest.approx(straight.eval_loss_after, rel=1e-5)
+
+
+def test_isolated_config_puts_every_step_on_the_operator_with_absolute_paths(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "data.jsonl").write_text("")
+    raw = {"steps": {"train_sft": {"enable_cache": False}, "split": None},
+           "parameters": {"model": {"name": "model"}, "training": {"checkpoint_dir": "ckpt", "max_steps": 2},
+                          "data": {"sources": [{"name": "a", "path": "data.jsonl"}, {"name": "b", "hub": "x/y"}]}}}
+    cfg = isolated_config(raw, base=tmp_path, operator="op")
+    assert {step: conf["step_operator"] for step, conf in cfg["steps"].items()} == dict.fromkeys(STEPS, "op")
+    assert cfg["steps"]["train_sft"]["enable_cache"] is False
+    assert cfg["parameters"]["model"]["name"] == str(tmp_path / "model")
+    assert cfg["parameters"]["data"]["sources"][0]["path"] == str(tmp_path / "data.jsonl")
+    assert cfg["parameters"]["training"] == {"max_steps": 2}  # checkpoints: the artifact store's
+    assert raw["parameters"]["training"]["checkpoint_dir"] == "ckpt"  # the caller's dict is left as it was

@@ -39,7 +39,7 @@ def export_folder(export: ExportSpec) -> Path | None:
 
 @step(cache_policy=CachePolicy(cache_func=code_key), output_materializers={"merged_model": ModelFolderMaterializer})
 def push_merged(
-    adapter: ModelFolder,
+    adapter: ModelFolder | Path,  # Path: a lora_adapter stored by runs before ModelFolder (a replay reuses it)
     report: TrainReport,
     model: ModelSpec,
     lora: LoraSpec,

@@ -1,6 +1,7 @@
 """Step `smoke_generate`: one greedy answer of the tuned model and whether it stopped at EOS; then base vs
 tuned on the first held-out rows (answers, EOS stops, the reference answers' loss)."""
 
+from pathlib import Path
 from typing import Annotated
 
 from datasets import Dataset
@@ -26,7 +27,10 @@ def code_key() -> str:
     output_materializers={"smoke_generation": GenerationMaterializer, "evaluation": EvalReportMaterializer},
 )
 def smoke_generate(
-    adapter: ModelFolder, test_dataset: Dataset, model: ModelSpec, generation: GenerationSpec
+    adapter: ModelFolder | Path,  # Path: a lora_adapter stored by runs before ModelFolder (a replay reuses it)
+    test_dataset: Dataset,
+    model: ModelSpec,
+    generation: GenerationSpec,
 ) -> tuple[Annotated[str, "smoke_generation"], Annotated[EvalReport, "evaluation"]]:
     """Greedy answer to one instruction in the training prompt: does the model follow it and stop?
     And base vs tuned on the first `generation.eval_samples` rows of the test split."""
