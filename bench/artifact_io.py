@@ -11,10 +11,14 @@ models are on (`--tmp`, default outputs/bench/artifact-io), so all three ways mo
 - artifact save: `zenml.save_artifact(ModelFolder(dir))`, which copies the files into the artifact store,
   hashes them (the cache key) and records the artifact in the ZenML store;
 - artifact load: `artifact_version.load()` into an empty local cache (as on a fresh machine);
-- for reference, ZenML's own `Path` materializer (a gzipped tarball), what `lora_adapter` used before.
+- for reference, ZenML's own `Path` materializer (a gzipped tarball), what `lora_adapter` used before
+  (once, on models up to `--tarball-max-mb`).
 
-Each is timed `--repeats` times, alternating, with the files in the page cache (a second read of the same
-bytes); the median is reported. MB/s = the folder's bytes / seconds; "vs copy" = throughput / plain copy's.
+The content hash (SHA-256 of every 64 MiB piece, on all cores, while the files copy) is also timed alone.
+
+Each is timed `--repeats` times, alternating, with the source files in the page cache and after an
+`os.sync()` (no writeback of the previous way's files in flight); the median is reported. MB/s = the
+folder's bytes / seconds; "vs copy" = throughput / plain copy's.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ def random_1gb(out: Path, tokenizer_dir: Path) -> Path:
 
 
 def timed(fn: Any) -> tuple[float, Any]:
+    os.sync()  # no dirty pages left by the previous way: its writeback would stall this one's writes
     start = time.perf_counter()
     value = fn()
     return time.perf_counter() - start, value
@@ -74,10 +79,13 @@ def measure(name: str, folder: Path, work: Path, repeats: int, tarball: bool) ->
     from zenml import save_artifact
     from zenml.client import Client
 
+    from twinsft import storage
     from twinsft.steps.model_folder import ModelFolder
 
     size = folder_bytes(folder)
-    times: dict[str, list[float]] = {"plain copy": [], "artifact save": [], "artifact load": []}
+    slug = name.split(" ")[0].lower()
+    times: dict[str, list[float]] = {"plain copy": [], "artifact save": [], "  of which content hash (alone)": [],
+                                     "artifact load": []}
     shutil.copytree(folder, work / "warm")  # read once: every way then starts from the page cache
     shutil.rmtree(work / "warm")
     for i in range(repeats):
@@ -85,8 +93,9 @@ def measure(name: str, folder: Path, work: Path, repeats: int, tarball: bool) ->
         seconds, _ = timed(lambda dst=dst: shutil.copytree(folder, dst))
         times["plain copy"].append(seconds)
         shutil.rmtree(dst)
-        seconds, saved = timed(lambda: save_artifact(ModelFolder(folder), name=f"bench-{name}"))
+        seconds, saved = timed(lambda: save_artifact(ModelFolder(folder), name=f"bench-{slug}"))
         times["artifact save"].append(seconds)
+        times["  of which content hash (alone)"].append(timed(lambda: storage.tree_sha256(folder))[0])
         version = Client().get_artifact_version(saved.id)
         os.environ["TWINSFT_CACHE"] = str(work / f"cache-{i}")  # empty: the load copies every file
         seconds, loaded = timed(version.load)
@@ -95,7 +104,7 @@ def measure(name: str, folder: Path, work: Path, repeats: int, tarball: bool) ->
         shutil.rmtree(work / f"cache-{i}")
         shutil.rmtree(version.uri)
     if tarball:  # once: it is slow
-        seconds, saved = timed(lambda: save_artifact(Path(folder), name=f"bench-{name}-tarball"))
+        seconds, saved = timed(lambda: save_artifact(Path(folder), name=f"bench-{slug}-tarball"))
         times["ZenML Path materializer save (tar.gz)"] = [seconds]
         version = Client().get_artifact_version(saved.id)
         times["ZenML Path materializer load (tar.gz)"] = [timed(version.load)[0]]
@@ -123,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tmp", default=str(REPO / "outputs" / "bench" / "artifact-io"))
     parser.add_argument("--models", default="demo,random-1gb")
-    parser.add_argument("--no-tarball", action="store_true", help="skip ZenML's Path materializer (slow)")
+    parser.add_argument("--tarball-max-mb", type=float, default=300,
+                        help="time ZenML's Path materializer (gzip: slow) on models up to this size only")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args(argv)
 
@@ -152,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name, folder in folders.items():
             print(f"{name}: {folder} ({folder_bytes(folder) / 2**20:.0f} MB)", flush=True)
-            results.append(measure(name, folder, work, args.repeats, tarball=not args.no_tarball))
+            tarball = folder_bytes(folder) <= args.tarball_max_mb * 2**20
+            results.append(measure(name, folder, work, args.repeats, tarball=tarball))
     finally:
         if cache is None:
             os.environ.pop("TWINSFT_CACHE", None)
