@@ -52,7 +52,7 @@ def record_on_model(run: Any) -> None:
     if "eval_loss_after" not in logged:
         artifact = run.steps["train_sft"].outputs["train_report"][0]
         log_metadata(model_version_metadata(artifact.load(), artifact.run_metadata), model_version_id=version.id)
-    if "merged_model_uri" not in logged:
+    if "merged_model_artifact_id" not in logged:
         log_metadata(merged_model_pointer(run), model_version_id=version.id)
     evaluation = run.steps["smoke_generate"].outputs.get("evaluation")
     if "eval_samples" not in logged and evaluation:  # a replay may reuse a smoke_generate made before it existed

@@ -54,10 +54,16 @@ def push_merged(
     export.gguf lists any, copy it to export.output_uri when set, push it when export.push is on. The folder is
     the `merged_model` artifact (file by file in the artifact store); the result (GGUF checks included) is
     `export_result` and the metadata of both."""
-    run_name = get_step_context().pipeline_run.name
+    context = get_step_context()
+    run_name = context.pipeline_run.name
     card = render_card(model, lora, training, data, report, run_name)
     into = export_folder(export)
     result = export_merged(model, local_dir(adapter), export, run_name=run_name, card=card, into=into)
     for name in ("merged_model", "export_result"):
         log_metadata(result.model_dump(exclude_none=True), infer_artifact=True, artifact_name=name)
+    if context.model_version is not None:  # where the model is (run.py adds the artifact's id after the run)
+        pointer = {"merged_model_uri": context.get_output_artifact_uri("merged_model")}
+        if result.output_uri:
+            pointer["merged_model_output_uri"] = result.output_uri
+        log_metadata(pointer, infer_model=True)
     return ModelFolder(into or Path(str(result.local_dir))), result
