@@ -50,8 +50,7 @@ def run_name(stdout: str) -> str:
     return line.removeprefix("Look at run ").split(":")[0]
 
 
-def test_killed_training_resumes_from_the_artifact_store_in_a_fresh_process(tmp_path, tiny_model_dir, data_files,
-                                                                             monkeypatch):
+def test_killed_training_resumes_from_the_artifact_store_in_a_fresh_process(tmp_path, tiny_model_dir, data_files):
     import os
 
     (tmp_path / "pods").mkdir()
@@ -73,7 +72,12 @@ def test_killed_training_resumes_from_the_artifact_store_in_a_fresh_process(tmp_
     assert sorted(os.listdir(Path(store, key))) == ["checkpoint-6"]
     assert Path(store, key, "checkpoint-6", resume.COMPLETE_MARKER).is_file()
 
-    rerun = run_isolated(config, env)
+    # The rerun through the command the GPU check uses: it takes the plain configuration and isolates it.
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(yaml.safe_dump({"parameters": params}))
+    rerun = subprocess.run([sys.executable, "-m", "tests.isolated_process", "--config", str(plain)], cwd=ROOT,
+                           env={k: v for k, v in os.environ.items() if k != "ZENML_ACTIVE_STACK_ID"},
+                           capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
     reader = subprocess.run([sys.executable, "-c", READER, run_name(rerun.stdout), str(tmp_path)], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
