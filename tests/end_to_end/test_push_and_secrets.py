@@ -57,7 +57,7 @@ def test_failed_push_keeps_the_model_and_a_rerun_only_pushes(tmp_path, tiny_mode
     assert statuses(again) == {**dict.fromkeys(STEPS[:-1], "cached"), "push_merged": "completed"}
     (commit,) = hub.commits
     assert again.name in commit["message"] and hub.repos["me/twin"]["private"] is True
-    result = again.steps["push_merged"].outputs["merged_model"][0]
+    result = again.steps["push_merged"].outputs["export_result"][0]
     assert result.load().pushed and result.run_metadata["verified_tokens"] > 0
 
     card = hub.repos["me/twin"]["files"]["README.md"].decode()
