@@ -30,6 +30,7 @@ from zenml.enums import StackComponentType
 from zenml.step_operators import BaseStepOperator, BaseStepOperatorConfig, BaseStepOperatorFlavor
 
 ROOT = Path(__file__).resolve().parents[1]
+MODULE = "tests.isolated_process"  # not __name__: that is "__main__" under `python -m`
 FLAVOR = "twinsft_isolated_process"
 KILL_AFTER_SAVE = "TWINSFT_TEST_KILL_AFTER_SAVE"
 STEPS = ("load_datasets", "format_alpaca", "split", "train_sft", "smoke_generate", "push_merged")
@@ -58,7 +59,7 @@ class IsolatedProcessStepOperator(BaseStepOperator):
             (work / name).mkdir()
         env.update(HOME=str(work / "home"), ZENML_CONFIG_PATH=str(work / "zenml"), HF_HOME=str(work / "hf"),
                    TWINSFT_CACHE=str(work / "twinsft"), PYTHONPATH=str(ROOT))
-        command = [sys.executable, "-m", __name__, "--entrypoint", *entrypoint_command[3:]]
+        command = [sys.executable, "-m", MODULE, "--entrypoint", *entrypoint_command[3:]]
         assert entrypoint_command[:3] == ["python", "-m", "zenml.entrypoints.entrypoint"], entrypoint_command
         done = subprocess.run(command, cwd=work / "cwd", env=env, check=False)
         if done.returncode != 0:
@@ -93,7 +94,7 @@ def register_stack(name: str = "twinsft-isolated", workdir_root: str = "") -> An
 
     client = Client()
     if not client.list_flavors(name=FLAVOR, type=StackComponentType.STEP_OPERATOR).items:
-        client.create_flavor(source=f"{__name__}.IsolatedProcessStepOperatorFlavor",
+        client.create_flavor(source=f"{MODULE}.IsolatedProcessStepOperatorFlavor",
                              component_type=StackComponentType.STEP_OPERATOR)
     try:
         return client.get_stack(name)

@@ -45,6 +45,13 @@ def run_isolated(config: Path, env: dict[str, str]) -> subprocess.CompletedProce
                           capture_output=True, text=True, timeout=600)
 
 
+def failure(done: subprocess.CompletedProcess) -> str:
+    """The first error in a run's output (a step process's traceback comes before the client's)."""
+    out = done.stdout + done.stderr
+    first = min((i for i in (out.find("Traceback"), out.find("Error")) if i >= 0), default=max(0, len(out) - 3000))
+    return out[max(0, first - 500):first + 4000]
+
+
 def run_name(stdout: str) -> str:
     line = next(s for s in stdout.splitlines() if s.startswith("Look at run "))
     return line.removeprefix("Look at run ").split(":")[0]
@@ -78,7 +85,7 @@ def test_killed_training_resumes_from_the_artifact_store_in_a_fresh_process(tmp_
     rerun = subprocess.run([sys.executable, "-m", "tests.isolated_process", "--config", str(plain)], cwd=ROOT,
                            env={k: v for k, v in os.environ.items() if k != "ZENML_ACTIVE_STACK_ID"},
                            capture_output=True, text=True, timeout=600)
-    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
+    assert rerun.returncode == 0, failure(rerun)
     reader = subprocess.run([sys.executable, "-c", READER, run_name(rerun.stdout), str(tmp_path)], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     assert reader.returncode == 0, reader.stderr[-3000:]
