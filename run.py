@@ -1,4 +1,5 @@
-"""Run the SFT pipeline: `python run.py --config configs/lora.yaml [--no-cache] [--from-step STEP]`.
+"""Run the SFT pipeline: `python run.py --config configs/lora.yaml [--no-cache] [--from-step STEP]`;
+`python run.py summary RUN` prints a finished run's summary (a run an asynchronous orchestrator ran).
 
 Bad input (config, data files, environment) ends with one line and exit status 2, before torch,
 datasets or any model is loaded. The command line itself lives in `twinsft.cli.main`.

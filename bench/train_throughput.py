@@ -5,21 +5,29 @@
 Each case runs in its own process (Unsloth patches transformers on import, so a TRL + PEFT
 baseline must never share a process with it) and builds its trainer with
 `twinsft.training.fine_tune.build_trainer`, the function the pipeline step calls: same SFTConfig,
-padding-free bfd packing of 2048-token sequences, adamw_8bit, bf16. Every training row is longer
-than 2048 tokens, so each packed sequence is one full 2048-token sample, as in a bare loop.
+padding-free bfd packing of 2048-token sequences, adamw_8bit, bf16. By default every training row
+is longer than 2048 tokens, so each packed sequence is one full 2048-token sample, as in a bare
+loop. Real instruction data is a few hundred tokens a row, so a packed sequence holds several
+samples: -len<median> and -hist draw the rows' token lengths from a distribution instead.
 
 Cases (comma-separated):
-  <backend>-<lora|qlora>[-mb<k>][-nockpt][-plan][-hfcount]
+  <backend>-<lora|qlora>[-mb<k>][-nockpt][-plan][-hfcount][-len<median>|-hist]
                                    backend unsloth or trl; effective batch 16 sequences; default
                                    micro-batch 2 with checkpointing (the reference); -plan lets
                                    twinsft.training.memory_plan choose; -hfcount puts back transformers' token
-                                   count and NaN filter (a GPU sync per micro-batch), to measure them
+                                   count and NaN filter (a GPU sync per micro-batch), to measure them;
+                                   -len350: row lengths log-normal, median 350 tokens, sigma 0.8, clipped to
+                                   32..2000; -hist: lengths from --histogram FILE (python -m bench.length_histogram
+                                   exports one from a run config's mix, as its dataset card counts them)
   bare-<lora|qlora>-mb<k>[-nockpt]  a bare Unsloth loop (no Trainer): the speed floor our step is held to
+Before timing a case whose packed sequences hold several samples, the first micro-batch's loss is
+computed on the packed-attention path the step uses and on the one-call-per-sample path it
+replaced (training.packed_attention); the case fails if they differ by more than 1e-3.
 A step is timed end to end, from one optimizer step's end to the next (GPU synchronised there):
 data loading, logging and callbacks included, as in a real run. tokens/s is the median over
 --steps steps after --warmup steps; peak is torch's max allocated. Each invocation is appended
-to bench/results/<date>-<card>.json as one run (compare rows only within a run) and its table
-printed. --profile DIR records one more step per case with torch.profiler, writes
+to bench/results/<date>-<card>.json as one run, saved after each case (compare rows only within a
+run), and its table printed. --profile DIR records one more step per case with torch.profiler, writes
 DIR/<case>.json.gz and prints where the GPU waited (bench/gpu_gaps.py).
 """
 
@@ -41,23 +49,90 @@ from typing import Any
 from twinsft.config import LLAMA_LINEAR_MODULES
 
 REPO = Path(__file__).resolve().parents[1]
+# Every headline case beside its real-length twin (median 350), and other medians so nothing is tuned to one.
+DEFAULT_CASES = ("unsloth-lora-plan,unsloth-lora-plan-len350,unsloth-qlora-plan,unsloth-qlora-plan-len350,"
+                 "trl-lora-plan,trl-lora-plan-len350,unsloth-lora,unsloth-lora-len350,trl-lora,trl-lora-len350,"
+                 "unsloth-qlora,unsloth-qlora-len350,trl-qlora,trl-qlora-len350,bare-lora-mb2,bare-lora-mb8-nockpt,"
+                 "unsloth-lora-plan-len100,unsloth-lora-plan-len1000")
 SEQ_LEN = 2048
 EFFECTIVE_BATCH = 16
 TARGETS = LLAMA_LINEAR_MODULES  # the recipe's LoRA targets: all seven linear projections
 CASE = re.compile(r"^(?P<kind>unsloth|trl|bare)-(?P<mode>lora|qlora)(-mb(?P<mb>\d+))?"
-                  r"(?P<nockpt>-nockpt)?(?P<plan>-plan)?(?P<hfcount>-hfcount)?$")
+                  r"(?P<nockpt>-nockpt)?(?P<plan>-plan)?(?P<hfcount>-hfcount)?"
+                  r"(-len(?P<median>\d+)|(?P<hist>-hist))?$")
+# Log-normal sample lengths: sigma and clip as measured in issue 13 (mean ~1.4 x the median).
+LOGNORMAL_SIGMA, MIN_LEN, MAX_LEN = 0.8, 32, 2000
+# Packed-attention path against the previous one, first micro-batch. bf16 rounding between the two kernels
+# measured 5.8e-4 to 9.8e-4 on a random 8B model (loss 12.6): --loss-tolerance if a rerun trips on that alone.
+LOSS_TOLERANCE = 1e-3
+
+
+def fail(message: str) -> None:
+    """Bad input: one line, exit status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def parse_case(name: str) -> dict[str, Any]:
     m = CASE.match(name)
-    if not m or (m["kind"] == "bare" and (m["plan"] or m["hfcount"])):
-        raise SystemExit(f"error: unknown case '{name}'; see --help for the case grammar")
+    lengths = f"len{m['median']}" if m and m["median"] else "hist" if m and m["hist"] else "one-sample"
+    if not m or (m["kind"] == "bare" and (m["plan"] or m["hfcount"] or lengths != "one-sample")) \
+            or (m["median"] and not MIN_LEN <= int(m["median"]) <= MAX_LEN):
+        fail(f"unknown case '{name}'; see --help for the case grammar")
     return {"name": name, "kind": m["kind"], "mode": m["mode"], "micro_batch": int(m["mb"] or 2),
             "checkpointing": not m["nockpt"], "plan": bool(m["plan"]),
-            "hfcount": bool(m["hfcount"])}
+            "hfcount": bool(m["hfcount"]), "lengths": lengths}
+
+
+def twin_of(case: str) -> str | None:
+    """The one-sample-row case a real-length case is compared with (same name without -len/-hist)."""
+    base = re.sub(r"-(len\d+|hist)$", "", case)
+    return base if base != case else None
 
 
 # ---------------------------------------------------------------- the child process: one case
+
+
+def sample_lengths(lengths: str, total_tokens: int, seed: int = 0,
+                   histogram: list[tuple[int, int, int]] | None = None) -> list[int]:
+    """Token lengths summing to at least `total_tokens`: log-normal by median ('len350') or from a histogram."""
+    import math
+    import random
+
+    rng = random.Random(seed)
+    if lengths == "hist":
+        assert histogram, "-hist needs a histogram"
+        weights = [rows for _, _, rows in histogram]
+
+        def draw() -> int:
+            low, high, _ = rng.choices(histogram, weights)[0]
+            return rng.randint(low, high)
+    else:
+        mu = math.log(int(lengths.removeprefix("len")))
+
+        def draw() -> int:
+            return int(min(MAX_LEN, max(MIN_LEN, rng.lognormvariate(mu, LOGNORMAL_SIGMA))))
+    out: list[int] = []
+    while sum(out) < total_tokens:
+        out.append(min(draw(), SEQ_LEN))  # longer rows are truncated to max_length by TRL
+    return out
+
+
+def rows_of_lengths(tokenizer_dir: Path, lengths: list[int], seed: int = 0) -> list[str]:
+    """Texts of random vocabulary tokens, each about its length once tokenized (decoding can merge a few)."""
+    import random
+
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    rng = random.Random(seed)
+    low, high = 300, min(len(tok), 32000)
+    rows = []
+    for n in lengths:
+        # Round trip once and cut: the second decode of canonical tokens keeps the count closer to n.
+        ids = tok(tok.decode([rng.randrange(low, high) for _ in range(n)]), add_special_tokens=False)["input_ids"]
+        rows.append(tok.decode(ids[:n]))
+    return rows
 
 
 def long_rows(tokenizer_dir: Path, n: int, seed: int = 0) -> list[str]:
@@ -146,7 +221,8 @@ def _sync() -> None:
 
 
 def run_step_case(case: dict[str, Any], model_dir: Path, tokenizer_dir: Path, warmup: int, steps: int,
-                  profile_dir: Path | None = None) -> dict:
+                  profile_dir: Path | None = None, histogram: list[tuple[int, int, int]] | None = None,
+                  loss_tolerance: float = LOSS_TOLERANCE) -> dict:
     if case["kind"] == "unsloth":
         import unsloth  # noqa: F401  (before trl/transformers)
     import torch
@@ -166,7 +242,12 @@ def run_step_case(case: dict[str, Any], model_dir: Path, tokenizer_dir: Path, wa
         checkpoint_dir=str(REPO / "outputs" / "bench" / f"run-{os.getpid()}"),
     )
     rows_needed = (warmup + steps + 2) * EFFECTIVE_BATCH
-    train_ds = Dataset.from_dict({"text": long_rows(tokenizer_dir, rows_needed)})
+    if case["lengths"] == "one-sample":
+        texts = long_rows(tokenizer_dir, rows_needed)
+    else:  # enough samples for rows_needed packed rows, with room for bfd's slack
+        texts = rows_of_lengths(tokenizer_dir, sample_lengths(case["lengths"], int(rows_needed * SEQ_LEN * 1.15),
+                                                              histogram=histogram))
+    train_ds = Dataset.from_dict({"text": texts})
     timer = StepTimer(warmup + steps, profile_dir, case["name"])
     t0 = time.perf_counter()
     setup = build_trainer(train_ds, None, model, LoraSpec(r=32, alpha=32, target_modules=TARGETS), training,
@@ -174,6 +255,8 @@ def run_step_case(case: dict[str, Any], model_dir: Path, tokenizer_dir: Path, wa
     load_s = time.perf_counter() - t0
     if case["hfcount"]:
         put_back_hf_token_count(setup.trainer)
+    packing = packed_rows(setup.trainer, setup.training.per_device_train_batch_size)
+    check = first_loss_check(setup, loss_tolerance) if packing["samples_per_row"] > 1 else {}
     if on_gpu:
         torch.cuda.reset_peak_memory_stats()
     setup.trainer.train()
@@ -183,8 +266,52 @@ def run_step_case(case: dict[str, Any], model_dir: Path, tokenizer_dir: Path, wa
         "accumulation": used.gradient_accumulation_steps, "gradient_checkpointing": used.gradient_checkpointing,
         "plan": setup.plan.reason if setup.plan else "off",
         "predicted_peak_gib": setup.plan.predicted_peak_gib if setup.plan else None,
-        "packed_row_tokens": _packed_row_tokens(setup.trainer),
+        "attention": setup.attention, **packing, **check,
     })
+
+
+def packed_rows(trainer: Any, micro_batch: int) -> dict[str, Any]:
+    """How the packed training rows look: samples per row, tokens per sample, fill, padding in a micro-batch."""
+    ds = trainer.train_dataset
+    seq = ds["seq_lengths"][:] if "seq_lengths" in ds.column_names else [[len(r)] for r in ds["input_ids"][:]]
+    samples = sorted(n for row in seq for n in row)
+    batch = trainer.data_collator([ds[i] for i in range(micro_batch)])
+    real = sum(sum(row) for row in seq[:micro_batch])
+    return {
+        "samples_per_row": round(len(samples) / len(seq), 2),
+        "sample_tokens_p50": samples[len(samples) // 2],
+        "sample_tokens_mean": round(sum(samples) / len(samples), 1),
+        "row_fill": round(sum(samples) / (len(seq) * SEQ_LEN), 3),  # real tokens per 2048-token row
+        "padding_tokens": int(batch["input_ids"].numel()) - real,  # in the first micro-batch (padding-free: 0)
+    }
+
+
+def first_loss_check(setup: Any, tolerance: float = LOSS_TOLERANCE) -> dict[str, float]:
+    """The first micro-batch's loss on the packed-attention path and on one attention call per sample.
+
+    Forward only (the gradient follows the same kernels); a difference over `tolerance` ends the case.
+    """
+    import torch
+
+    from twinsft.training.packed_attention import per_segment_attention
+
+    trainer, mb = setup.trainer, setup.training.per_device_train_batch_size
+    model = trainer.model
+    device = next(p.device for p in model.parameters())
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(mb)])
+    batch = {k: v.to(device) for k, v in batch.items() if torch.is_tensor(v)}
+    with torch.no_grad():
+        packed = float(model(**batch, use_cache=False).loss)
+        with per_segment_attention(setup.backend, model):
+            per_sample = float(model(**batch, use_cache=False).loss)
+    _sync()
+    diff = abs(packed - per_sample)
+    print(f"first micro-batch loss: {packed:.5f} ({setup.attention}) against {per_sample:.5f} (the path before: "
+          f"{'one SDPA call per sample' if setup.backend == 'unsloth' else 'SDPA, dense document mask'}): "
+          f"difference {diff:.2e}", flush=True)
+    if not diff <= tolerance:
+        raise SystemExit(f"packed attention changes the loss by {diff:.2e} > {tolerance}: not timed")
+    return {"first_loss": round(packed, 5), "first_loss_per_sample_path": round(per_sample, 5)}
 
 
 def put_back_hf_token_count(trainer: Any) -> None:
@@ -195,11 +322,6 @@ def put_back_hf_token_count(trainer: Any) -> None:
 
     trainer._track_num_input_tokens = types.MethodType(Trainer._track_num_input_tokens, trainer)
     trainer.args.logging_nan_inf_filter = True
-
-
-def _packed_row_tokens(trainer: Any) -> int:
-    """Length of one packed training row (bfd packs whole samples up to max_length)."""
-    return len(trainer.train_dataset[0]["input_ids"])
 
 
 def run_bare_case(case: dict[str, Any], model_dir: Path, warmup: int, steps: int,
@@ -233,7 +355,9 @@ def run_bare_case(case: dict[str, Any], model_dir: Path, warmup: int, steps: int
         timer.mark((i + 1) * ids.numel())
     return _result(case, timer.steps(warmup), load_s, trace=timer.trace, extra={
         "backend": "unsloth (bare loop)", "micro_batch": case["micro_batch"], "accumulation": 1,
-        "gradient_checkpointing": case["checkpointing"], "plan": "off", "packed_row_tokens": SEQ_LEN})
+        "gradient_checkpointing": case["checkpointing"], "plan": "off", "samples_per_row": 1,
+        "sample_tokens_p50": SEQ_LEN, "sample_tokens_mean": SEQ_LEN, "row_fill": 1.0, "padding_tokens": 0,
+        "attention": "Unsloth's (one sample per row)"})
 
 
 def _result(case: dict, steps: list[tuple[float, int]], load_s: float, extra: dict, trace: Path | None = None) -> dict:
@@ -243,13 +367,22 @@ def _result(case: dict, steps: list[tuple[float, int]], load_s: float, extra: di
 
     rates = [tokens / seconds for seconds, tokens in steps]
     return {
-        "case": case["name"], "mode": case["mode"], **extra,
+        "case": case["name"], "mode": case["mode"], "lengths": describe_lengths(case), **extra,
         "tokens_per_s": round(statistics.median(rates), 1), "steps_measured": len(rates),
         "step_s": round(statistics.median(s for s, _ in steps), 3),
         "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None,
         "load_s": round(load_s, 1), "seq_len": SEQ_LEN, "card": device_name(), "versions": library_versions(),
         **({"trace": str(trace)} if trace else {}),
     }
+
+
+def describe_lengths(case: dict) -> str:
+    if case.get("lengths", "one-sample") == "one-sample":
+        return f"one sample per row (every row over {SEQ_LEN} tokens)"
+    if case["lengths"] == "hist":
+        return f"histogram {case.get('histogram_file')}"
+    return (f"log-normal median {case['lengths'].removeprefix('len')} sigma {LOGNORMAL_SIGMA} "
+            f"clipped {MIN_LEN}..{MAX_LEN}")
 
 
 def matmul_tflops(n: int = 8192, reps: int = 50) -> float:
@@ -283,6 +416,18 @@ def flops_per_token(model_dir: Path, lora_r: int = 32) -> float:
     return 4 * n_matmul + 6 * shape.lora_params(lora_r, TARGETS) + 12 * shape.layers * shape.hidden * SEQ_LEN
 
 
+def read_histogram(path: Path | None) -> list[tuple[int, int, int]]:
+    from twinsft.data.dataset_card import read_length_histogram
+
+    if path is None:
+        fail("a -hist case needs --histogram FILE (python -m bench.length_histogram writes one)")
+    try:
+        return read_length_histogram(path)
+    except ValueError as e:
+        fail(str(e))
+        raise
+
+
 def child(args: argparse.Namespace) -> None:
     if args.child == "matmul":
         result = {"case": "matmul", "tflops": round(matmul_tflops(), 1)}
@@ -291,7 +436,12 @@ def child(args: argparse.Namespace) -> None:
         if case["kind"] == "bare":
             result = run_bare_case(case, args.model_dir, args.warmup, args.steps, args.profile)
         else:
-            result = run_step_case(case, args.model_dir, args.tokenizer, args.warmup, args.steps, args.profile)
+            histogram = None
+            if case["lengths"] == "hist":
+                case["histogram_file"] = args.histogram.name
+                histogram = read_histogram(args.histogram)
+            result = run_step_case(case, args.model_dir, args.tokenizer, args.warmup, args.steps, args.profile,
+                                   histogram, args.loss_tolerance)
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -301,9 +451,16 @@ def child(args: argparse.Namespace) -> None:
 def run_child(case: str, args: argparse.Namespace) -> dict | None:
     cmd = [sys.executable, "-m", "bench.train_throughput", "--child", case, "--model-dir", str(args.model_dir),
            "--tokenizer", str(args.tokenizer), "--warmup", str(args.warmup), "--steps", str(args.steps),
-           *(["--profile", str(args.profile)] if args.profile else [])]
+           *(["--profile", str(args.profile)] if args.profile else []),
+           *(["--histogram", str(args.histogram)] if args.histogram else []),
+           "--loss-tolerance", str(args.loss_tolerance)]
     print(f"== {case}", flush=True)
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=args.case_timeout)
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        print(f"   stopped after {args.case_timeout} s:\n" + "\n".join(out.splitlines()[-10:]), flush=True)
+        return None
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if proc.returncode or line is None:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
@@ -327,58 +484,81 @@ def table(rows: list[dict], tflops: float, fpt: float) -> str:
     ceiling = tflops * 1e12 / fpt if tflops else 0.0
     by_case = {r["case"]: r for r in rows}
     out = [f"card: {rows[0]['card']}; bf16 matmul {tflops:.0f} TFLOP/s measured; {fpt / 1e9:.1f} GFLOP/token "
-           f"useful -> ceiling {ceiling:,.0f} tokens/s",
-           "| case | backend | mode | micro-batch x accum | checkpointing | tokens/s | share of ceiling | "
-           "vs TRL same mode | peak GiB | plan |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           f"useful at one 2048-token sample per row -> ceiling {ceiling:,.0f} tokens/s",
+           "| case | backend | mode | micro-batch x accum | checkpointing | samples/row | tokens/s | "
+           "vs one-sample twin | share of ceiling | vs TRL same mode | peak GiB | attention for packed rows |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         base = by_case.get(f"trl-{r['mode']}")
         speedup = f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x" if base else "-"
         share = f"{r['tokens_per_s'] / ceiling:.0%}" if ceiling else "-"
+        twin = by_case.get(twin_of(r["case"]) or "")
+        vs_twin = f"{r['tokens_per_s'] / twin['tokens_per_s']:.0%}" if twin else "-"
         out.append(f"| {r['case']} | {r['backend']} | {r['mode']} | {r['micro_batch']} x {r['accumulation']} | "
-                   f"{'on' if r['gradient_checkpointing'] else 'off'} | {r['tokens_per_s']:,.0f} | {share} | "
-                   f"{speedup} | {r['peak_gib']} | {r['plan']} |")
+                   f"{'on' if r['gradient_checkpointing'] else 'off'} | {r.get('samples_per_row', 1)} | "
+                   f"{r['tokens_per_s']:,.0f} | {vs_twin} | {share} | {speedup} | {r['peak_gib']} | "
+                   f"{r.get('attention', '-')} |")
     return "\n".join(out)
+
+
+def save_run(run: dict, shape: dict, card: str) -> Path:
+    """This invocation's run in bench/results/<date>-<card>.json, next to (or replacing) its earlier save."""
+    path = results_path(card)
+    saved = json.loads(path.read_text()) if path.exists() else {"runs": []}
+    # One entry per invocation: rows are compared only within a run (one machine, one session).
+    runs = [r for r in saved["runs"] if r["run"] != run["run"]]
+    saved = {"card": card, "model_shape": shape, "effective_batch": EFFECTIVE_BATCH, "seq_len": SEQ_LEN,
+             "runs": [*runs, run]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(saved, indent=1) + "\n")
+    return path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", default="unsloth-lora,trl-lora,unsloth-qlora,trl-qlora,bare-lora-mb2,"
-                        "unsloth-lora-plan,bare-lora-mb4-nockpt")
+    parser.add_argument("--cases", default=DEFAULT_CASES)
     parser.add_argument("--shape", default="llama-3.1-8b", help="a bench.random_llama shape")
     parser.add_argument("--model-dir", type=Path, help="default outputs/bench/random-<shape>, created if missing")
     parser.add_argument("--tokenizer", type=Path, required=True, help="saved tokenizer (bench.random_llama)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--profile", type=Path, metavar="DIR", help="also profile one step per case into DIR")
+    parser.add_argument("--histogram", type=Path, metavar="FILE",
+                        help="token-length histogram for -hist cases (python -m bench.length_histogram)")
+    parser.add_argument("--loss-tolerance", type=float, default=LOSS_TOLERANCE,
+                        help="largest first-micro-batch loss difference, packed-attention path against the previous")
+    parser.add_argument("--case-timeout", type=float, metavar="S", help="stop a case after S seconds, go on")
     parser.add_argument("--child", metavar="CASE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.model_dir = args.model_dir or REPO / "outputs" / "bench" / f"random-{args.shape}"
     if args.child:
         return child(args)
 
-    cases = [parse_case(c)["name"] for c in args.cases.split(",") if c]
+    cases = [parse_case(c) for c in args.cases.split(",") if c]
+    if any(c["lengths"] == "hist" for c in cases):
+        read_histogram(args.histogram)  # a bad file fails here, before any model is built
     # In a process of its own: building it here would leave this process holding GPU memory that
     # every case then lacks (seen: a case ran out of memory beside 31 GiB held by the parent).
     subprocess.run([sys.executable, "-m", "bench.random_llama", "--shape", args.shape, "--tokenizer",
                     str(args.tokenizer), "--out", str(args.model_dir)], cwd=REPO, check=True)
     matmul = run_child("matmul", args)
-    new = [{**r, "model_shape": args.shape} for r in (run_child(c, args) for c in cases) if r]
+    run = {"run": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
+           "bf16_matmul_tflops": (matmul or {}).get("tflops", 0.0), "rows": []}
+    shape = {"name": args.shape, "flops_per_token": flops_per_token(args.model_dir)}
+    new: list[dict] = []
+    path = None
+    for case in cases:
+        row = run_child(case["name"], args)
+        if row is None:
+            continue
+        new.append({**row, "model_shape": args.shape})
+        # Saved after every case: a run cut short (a time limit on a lent machine) keeps its rows.
+        path = save_run(run | {"rows": new}, shape, new[0]["card"])
     if not new:
         raise SystemExit("no case finished")
-    run = {"run": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
-           "bf16_matmul_tflops": (matmul or {}).get("tflops", 0.0), "rows": new}
-    path = results_path(new[0]["card"])
-    saved = json.loads(path.read_text()) if path.exists() else {"runs": []}
-    shape = {"name": args.shape, "flops_per_token": flops_per_token(args.model_dir)}
-    # One entry per invocation: rows are compared only within a run (one machine, one session).
-    saved = {"card": new[0]["card"], "model_shape": shape, "effective_batch": EFFECTIVE_BATCH, "seq_len": SEQ_LEN,
-             "runs": [*saved["runs"], run]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(saved, indent=1) + "\n")
     print(f"run {run['run']}")
     print(table(new, run["bf16_matmul_tflops"], shape["flops_per_token"]))
-    print(f"rows written to {path.relative_to(REPO)}")
+    print(f"rows written to {path}")
 
 
 if __name__ == "__main__":

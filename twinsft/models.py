@@ -130,7 +130,8 @@ def nf4_config(precision: str) -> Any:
     )
 
 
-def load_model(spec: ModelSource, dtype: Any, device_map: Any = None, quantization_config: Any = None) -> Any:
+def load_model(spec: ModelSource, dtype: Any, device_map: Any = None, quantization_config: Any = None,
+               attn_implementation: str = "sdpa") -> Any:
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(
@@ -139,5 +140,5 @@ def load_model(spec: ModelSource, dtype: Any, device_map: Any = None, quantizati
         dtype=dtype,
         device_map=device_map,
         quantization_config=quantization_config,
-        attn_implementation="sdpa",
+        attn_implementation=attn_implementation,
     )

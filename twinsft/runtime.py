@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
+import logging
 import resource
 import sys
 from pathlib import Path
@@ -15,6 +16,8 @@ from twinsft.errors import ConfigError
 
 if TYPE_CHECKING:
     from twinsft.config import ModelSpec, TrainingSpec
+
+log = logging.getLogger(__name__)
 
 Backend = Literal["unsloth", "trl"]
 Precision = Literal["bf16", "fp16", "fp32"]
@@ -73,11 +76,21 @@ def check_training_requirements(model: ModelSpec, training: TrainingSpec) -> Non
 
 
 def import_unsloth_first(requested_backend: str) -> None:
-    """Unsloth patches transformers/trl on import, so it must come before them (run.py calls this)."""
-    if "transformers" in sys.modules and "unsloth" not in sys.modules:
-        return  # too late to patch cleanly; the backend will warn
-    if requested_backend != "trl" and unsloth_installed() and cuda_available():
-        import unsloth  # noqa: F401
+    """Import Unsloth now when the backend will be Unsloth: it patches transformers, trl and peft on import,
+    so it must come before them, or training runs other code than the benchmarked one.
+
+    run.py calls this before the pipeline; `train_sft` (in its own process on a remote stack, where ZenML's
+    step entrypoint imports no transformers: the modules it imports keep those imports inside functions)
+    and `train_lora` call it again before their first transformers import. Idempotent.
+    """
+    if "unsloth" in sys.modules or requested_backend == "trl" or not (unsloth_installed() and cuda_available()):
+        return
+    early = [name for name in ("transformers", "trl", "peft") if name in sys.modules]
+    if early:  # too late to patch cleanly; say which import came first instead of Unsloth's vaguer warning
+        log.warning("%s was imported before unsloth in this process, so Unsloth's patches may be incomplete; "
+                    "call twinsft.runtime.import_unsloth_first before them", ", ".join(early))
+        return
+    import unsloth  # noqa: F401
 
 
 def pick_precision(requested: str) -> Precision:

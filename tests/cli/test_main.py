@@ -7,6 +7,8 @@ import pytest
 
 from tests.helpers import run_cli, tiny_parameters, write_config
 
+MACHINE_CHECKS = {"HF_TOKEN is not set", "COMET_API_KEY is not set", "needs bitsandbytes"}
+
 
 @pytest.fixture
 def good_parameters(tmp_path, data_files, tiny_model_dir):
@@ -37,7 +39,8 @@ def test_bad_input_exits_2_with_one_line_before_heavy_imports(tmp_path, good_par
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
-    assert "HEAVY []" in proc.stdout
+    # This machine's checks come after ZenML says the steps run here (the active stack): ZenML may be loaded.
+    assert "HEAVY []" in proc.stdout or (message in MACHINE_CHECKS and "HEAVY ['zenml']" in proc.stdout)
 
 
 def test_missing_config_file_lists_the_shipped_ones():

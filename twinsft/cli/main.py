@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from twinsft.cli.config_file import CONFIG_DIR, load_run_config, read_run_file, zenml_secrets
+from twinsft.cli.config_file import CONFIG_DIR, load_run, zenml_secrets
 from twinsft.cli.replay import STEPS
 from twinsft.config import RunConfig
 from twinsft.errors import UserError
@@ -19,9 +19,17 @@ from twinsft.errors import UserError
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Run the SFT pipeline: `python run.py --config configs/lora.yaml [--no-cache] [--from-step STEP]`."
+        description="Run the SFT pipeline: `python run.py --config configs/lora.yaml [--stack kubernetes] "
+        "[--no-cache] [--from-step STEP]`."
     )
-    parser.add_argument("--config", required=True, help="run configuration: a path, or a file name in configs/")
+    parser.add_argument(
+        "--config", required=True, action="append",
+        help="run configuration: a path, or a file name in configs/; repeat it to merge files in order",
+    )
+    parser.add_argument(
+        "--stack", help="merge configs/stacks/STACK.yaml last: the settings that put the GPU steps on the "
+        "active stack's GPUs (kubernetes, vertex, sagemaker, skypilot)",
+    )
     parser.add_argument("--no-cache", action="store_true", help="rerun every step instead of reusing cached outputs")
     parser.add_argument(
         "--from-step",
@@ -32,25 +40,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run_command(argv: list[str] | None = None, config_dir: Path = CONFIG_DIR) -> int:
-    """`run.py`'s whole life: 0 after a run, 2 after bad input (one `error:` line on stderr)."""
+    """`run.py`'s whole life: 0 after a run (or a submitted one), 2 after bad input (one `error:` line on stderr)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["summary"]:
+        from twinsft.cli.runs import summary_command
+
+        return summary_command(argv[1:])
     args = parse_args(argv)
     try:
-        path, cfg = checked_config(args.config, config_dir)
+        path, cfg = checked_config(args.config, config_dir, args.stack)
         run = run_pipeline(path, cfg, no_cache=args.no_cache, from_step=args.from_step)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    report(run)
-    return 0
+    from twinsft.cli.runs import finish
+
+    return finish(run)  # the summary; or, on an asynchronous orchestrator, where to follow the run
 
 
-def checked_config(arg: str, config_dir: Path) -> tuple[Path, RunConfig]:
-    """The validated configuration, after every check that needs no heavy import (raises UserError)."""
+def checked_config(
+    arg: str | list[str], config_dir: Path, stack: str | None = None
+) -> tuple[Path, RunConfig]:
+    """The file ZenML reads and the validated configuration, after every check that loads no model (raises
+    UserError). ZenML is imported only once the configuration itself passed, to ask where the steps run."""
     from twinsft.cli.preflight import preflight
 
-    path, cfg = load_run_config(arg, config_dir=config_dir)
-    preflight(cfg, push_secrets=zenml_secrets(read_run_file(path), "push_merged"))
-    return path, cfg
+    run = load_run(arg, config_dir=config_dir, stack=stack)
+    preflight(run.config, push_secrets=zenml_secrets(run.raw, "push_merged"), run_file=run.raw, label=run.label)
+    return run.path, run.config
 
 
 def run_pipeline(path: Path, cfg: RunConfig, no_cache: bool, from_step: str | None) -> Any:

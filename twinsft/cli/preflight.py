@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from twinsft.cli.gated_models import check_gated_access
@@ -43,7 +43,6 @@ def check_model(cfg: RunConfig) -> None:
         gguf_path(model)  # raises ConfigError naming the package or file
     elif model.name.startswith(LOCAL_PREFIXES) and not Path(model.name).expanduser().is_dir():
         raise ConfigError(f"model.name '{model.name}' looks like a local directory but does not exist")
-    check_gated_access(model)
     check_template_fits(model)
 
 
@@ -66,6 +65,7 @@ def check_environment(cfg: RunConfig, push_secrets: Sequence[str] = ()) -> None:
     """GPU-only features, optional packages and secrets, each named with its fix."""
     training, model = cfg.training, cfg.model
     check_training_requirements(model, training)
+    check_gated_access(model)
     choose_mode(training.report_to, stack_tracker_flavor=None)  # raises when Comet is on without a key
     if cfg.export.push and not push_secrets:
         hub_token()  # with ZenML secrets named for the push, HF_TOKEN only exists inside the step
@@ -88,9 +88,19 @@ def check_writable(cfg: RunConfig) -> None:
             ) from None
 
 
-def preflight(cfg: RunConfig, push_secrets: Sequence[str] = ()) -> None:
+def preflight(
+    cfg: RunConfig, push_secrets: Sequence[str] = (), run_file: Mapping | None = None, label: str = "the config"
+) -> None:
+    """Every check before anything heavy loads. The configuration and local data first (no ZenML import);
+    then, given the run file, the active stack says where the steps run: this machine's checks apply only
+    when they run here, and the GPU steps repeat them wherever they run (twinsft/machine.py)."""
     check_data(cfg)
     check_model(cfg)
     check_loss_on(cfg)
+    if run_file is not None:
+        from twinsft.cli.stack_checks import check_stack
+
+        if not check_stack(cfg, run_file, label).on_this_machine:
+            return
     check_environment(cfg, push_secrets)
     check_writable(cfg)

@@ -6,8 +6,10 @@ training text in tokens, and a few sample rows from each source.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from twinsft.data.sources.rows import SourceStats
@@ -50,6 +52,38 @@ def histogram(lengths: Sequence[int], bins: int = 8) -> list[tuple[int, int, int
     for n in lengths:
         counts[(n - low) // width] += 1
     return [(low + i * width, low + (i + 1) * width - 1, c) for i, c in enumerate(counts)]
+
+
+HISTOGRAM_FORMAT = "twinsft.length-histogram/1"
+
+
+def length_histogram(lengths: Sequence[int], unit: str, bins: int = 64) -> dict:
+    """The card's histogram as a file (JSON) that `bench.train_throughput --histogram` samples row lengths from.
+
+    Finer than the card's 8 rows by default: the benchmark draws a bucket by its share of rows, then a
+    length uniformly inside it.
+    """
+    return {"format": HISTOGRAM_FORMAT, "unit": unit, "rows": len(lengths), "summary": length_summary(lengths),
+            "buckets": [list(b) for b in histogram(lengths, bins)]}
+
+
+def read_length_histogram(path: Path) -> list[tuple[int, int, int]]:
+    """(low, high, rows) buckets of a length-histogram file; ValueError with one line saying what is wrong."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"length histogram {path}: cannot read it as JSON ({e})") from None
+    if not isinstance(raw, dict) or raw.get("format") != HISTOGRAM_FORMAT:
+        raise ValueError(f"length histogram {path}: 'format' must be '{HISTOGRAM_FORMAT}' (export one with "
+                         "python -m bench.length_histogram)")
+    buckets = raw.get("buckets")
+    ok = isinstance(buckets, list) and buckets and all(
+        isinstance(b, list) and len(b) == 3 and all(isinstance(x, int) and x >= 0 for x in b) and 0 < b[0] <= b[1]
+        for b in buckets)
+    if not ok or not sum(b[2] for b in buckets):
+        raise ValueError(f"length histogram {path}: 'buckets' must be [low, high, rows] triples of whole numbers, "
+                         "1 <= low <= high, some rows")
+    return [(b[0], b[1], b[2]) for b in buckets]
 
 
 def _cell(text: str) -> str:

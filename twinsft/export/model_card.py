@@ -42,6 +42,10 @@ def render_card(
         "- the dataset step of the pipeline that ran these steps"
     )
     base = model.name + (f" (GGUF `{model.gguf_file}`, dequantized)" if model.gguf_file else "")
+    if model.revision:  # the Hub commit pinned when the run was submitted: the exact weights every step read
+        base += f" at revision `{model.revision}`"
+    elif model.fingerprint:  # local files: their digest stands for a commit
+        base += f" (files sha256 `{model.fingerprint}`)"
     mode = "QLoRA (4-bit NF4 base)" if report.mode == "qlora" else "LoRA (16-bit base)"
     hyper = {**{f"lora.{k}": v for k, v in lora.model_dump().items()},
              **{f"training.{k}": v for k, v in training.model_dump(exclude={"checkpoint_dir"}).items()},

@@ -16,7 +16,16 @@ from twinsft.config import (
     TrainingSpec,
 )
 from twinsft.data.sources.fingerprint import resolve_data
+from twinsft.revisions import pin_model
 from twinsft.tracking import COMET, stack_comet_tracker
+
+
+def hub_commits_pinned(data: DataSpec, resolved: DataSpec) -> DataSpec:
+    """`data` as configured, but each Hub source with the commit it was resolved to (for the model card)."""
+    sources = [s.model_copy(update={"revision": r.revision}) if s.hub_id else s
+               for s, r in zip(data.sources, resolved.sources, strict=True)]
+    return data.model_copy(update={"sources": sources})
+
 
 # Each run is a version of this ZenML Model; a run configuration's top-level `model:` names its own.
 DEFAULT_MODEL = Model(name="twinsft", description="LoRA/QLoRA SFT of a Llama model (twinsft)", tags=["llm", "sft"])
@@ -30,9 +39,11 @@ def sft_steps(dataset, *, data: DataSpec | None = None, **sections: Section | No
     Returns the `lora_adapter`, `train_report` and `merged_model` outputs.
     `sections` are those of `twinsft.config.Sections` (`model=ModelSpec(...)`, `training=...`);
     omitted or None ones take their defaults, unknown names are errors. `data` (optional) names the
-    sources in the model card.
+    sources in the model card. The model's Hub revision is pinned to a commit here, on the client, so
+    every step (each perhaps in its own pod) loads the same weights.
     """
     cfg = Sections(**{name: value for name, value in sections.items() if value is not None})
+    cfg = cfg.model_copy(update={"model": pin_model(cfg.model)})
     formatted = steps.format_alpaca(dataset, tokenizer_source=cfg.model.source())
     train, test = steps.split(formatted, split=cfg.split)
     trainer = steps.train_sft
@@ -64,8 +75,9 @@ def sft_pipeline(
     a run configuration file's `parameters:` block supplies them. A larger pipeline can call this
     one to inline its steps, and gets the adapter, training report and export result back.
     """
-    model, training = model or ModelSpec(), training or TrainingSpec()
-    # Artifact versions and sampling seeds are pinned now, so the fingerprint (a step parameter) keys the cache.
+    model, training = pin_model(model or ModelSpec()), training or TrainingSpec()
+    # Artifact versions, Hub commits and sampling seeds are pinned now, so the fingerprint (a step parameter)
+    # keys the cache.
     resolved = resolve_data(data, default_seed=training.seed)
     raw, _card = steps.load_datasets(
         data=resolved.data,
@@ -73,7 +85,7 @@ def sft_pipeline(
         source_fingerprints=resolved.sources,
         tokenizer_source=model.source(),
     )
-    # The card lists the sources as configured (exact rows are fingerprinted from the report), so a new
-    # artifact version with the same rows keeps push_merged cached.
-    return sft_steps(raw, data=data, model=model, lora=lora, split=split, training=training, generation=generation,
-                     export=export)
+    # The card lists the sources as configured, Hub commits pinned (exact rows are fingerprinted from the report),
+    # so a new artifact version with the same rows keeps push_merged cached.
+    return sft_steps(raw, data=hub_commits_pinned(data, resolved.data), model=model, lora=lora, split=split,
+                     training=training, generation=generation, export=export)

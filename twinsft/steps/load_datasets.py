@@ -53,6 +53,8 @@ def load_datasets(
             "fingerprint": fingerprint,
             "source_fingerprints": source_fingerprints or {},
             "content_sha256": content_hash(ds),
+            "source_revisions": {s.name: s.revision or "-" for s in data.sources if s.hub_id},
+            "model_revision": tokenizer_source.weights_id() if tokenizer_source is not None else "-",
             "length_unit": "tokens" if count_tokens else "whitespace words",
             "length": lengths["all"],
         },

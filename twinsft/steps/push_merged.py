@@ -12,7 +12,9 @@ from zenml.enums import ArtifactType
 
 from twinsft.config import DataSpec, ExportSpec, LoraSpec, ModelSpec, TrainingSpec
 from twinsft.export import ExportResult, export_merged
+from twinsft.export.hub import hub_token
 from twinsft.export.model_card import render_card
+from twinsft.machine import check_machine
 from twinsft.runtime import code_digest
 from twinsft.steps.model_folder import ModelFolder, ModelFolderMaterializer, local_dir
 from twinsft.steps.placement import runs_in_client_process
@@ -54,13 +56,17 @@ def push_merged(
     export.gguf lists any, copy it to export.output_uri when set, push it when export.push is on. The folder is
     the `merged_model` artifact (file by file in the artifact store); the result (GGUF checks included) is
     `export_result` and the metadata of both."""
+    check_machine(model, merge=True)  # this machine (a pod, on a remote stack), not the client run.py checked
+    if export.push:
+        hub_token()  # before the merge: HF_TOKEN comes from the pod's environment (a ZenML secret)
     context = get_step_context()
     run_name = context.pipeline_run.name
     card = render_card(model, lora, training, data, report, run_name)
     into = export_folder(export)
     result = export_merged(model, local_dir(adapter), export, run_name=run_name, card=card, into=into)
+    metadata = {**result.model_dump(exclude_none=True), "model_revision": model.weights_id()}
     for name in ("merged_model", "export_result"):
-        log_metadata(result.model_dump(exclude_none=True), infer_artifact=True, artifact_name=name)
+        log_metadata(metadata, infer_artifact=True, artifact_name=name)
     if context.model_version is not None:  # where the model is (run.py adds the artifact's id after the run)
         pointer = {"merged_model_uri": context.get_output_artifact_uri("merged_model")}
         if result.output_uri:

@@ -11,6 +11,7 @@ from zenml.config import CachePolicy
 from twinsft.config import GenerationSpec, ModelSpec
 from twinsft.generation.evaluate import EvalReport, check_eval_samples, evaluate_held_out
 from twinsft.generation.greedy import generate, load_adapted
+from twinsft.machine import check_machine
 from twinsft.runtime import code_digest
 from twinsft.steps.evaluation_materializer import EvalReportMaterializer
 from twinsft.steps.model_folder import ModelFolder, local_dir
@@ -37,6 +38,7 @@ def smoke_generate(
     # Preflight could not count the test split when a source is on the Hub or an artifact: bad input
     # still stops here, before the model loads.
     check_eval_samples(generation.eval_samples, len(test_dataset))
+    check_machine(model)  # this machine (a pod, on a remote stack), not the client run.py checked
     tuned, tokenizer = load_adapted(model, local_dir(adapter))  # copied from the artifact store
     out = generate(tuned, tokenizer, generation.instruction, generation.max_new_tokens)
     log_metadata(
@@ -45,6 +47,7 @@ def smoke_generate(
             "non_empty": out.non_empty,
             "stopped_at_eos": out.stopped_at_eos,
             "new_tokens": out.new_tokens,
+            "model_revision": model.weights_id(),  # pinned at submit: Hub commit or sha256 of local files
         },
         infer_artifact=True,
         artifact_name="smoke_generation",

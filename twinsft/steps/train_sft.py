@@ -10,7 +10,8 @@ from zenml.config import CachePolicy
 from zenml.enums import ArtifactType
 
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
-from twinsft.runtime import code_digest
+from twinsft.machine import check_machine
+from twinsft.runtime import code_digest, import_unsloth_first
 from twinsft.steps.model_folder import ModelFolder, ModelFolderMaterializer
 from twinsft.steps.model_version import model_version_metadata
 from twinsft.steps.visualizations import TrainReportMaterializer
@@ -37,6 +38,10 @@ def train_sft(
     Annotated[TrainReport, "train_report"],
 ]:
     """LoRA/QLoRA SFT (Unsloth or TRL + PEFT); held-out loss before and after; adapter + report."""
+    # First: in the step's own process (a remote stack) nothing has imported transformers yet, and the Comet
+    # callbacks below would.
+    import_unsloth_first(training.backend)
+    check_machine(model, training)  # this machine (a pod, on a remote stack), not the client run.py checked
     adapter_dir = Path(tempfile.mkdtemp(prefix="lora-adapter-"))
     context = get_step_context()
     params = {"model": model.model_dump(), "lora": lora.model_dump(), "training": training.model_dump()}
@@ -45,7 +50,7 @@ def train_sft(
             train_dataset, test_dataset, model, lora, training, adapter_dir, callbacks=comet.callbacks()
         )
         comet.log_report(report)
-    summary = {**report.summary(), **comet.metadata()}
+    summary = {**report.summary(), **comet.metadata(), "model_revision": model.weights_id()}
     log_metadata(summary, infer_artifact=True, artifact_name="lora_adapter")
     log_metadata(summary, infer_artifact=True, artifact_name="train_report")
     if context.model_version is not None:

@@ -7,6 +7,7 @@ from typing import Any
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
 from twinsft.models import load_model, load_tokenizer, nf4_config, prepare_tokenizer, resolve_model
 from twinsft.runtime import Precision, device_map, torch_dtype
+from twinsft.training.packed_attention import trl_attn_implementation
 
 
 def peft_lora_kwargs(lora: LoraSpec) -> dict[str, Any]:
@@ -25,7 +26,8 @@ def load_trl(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, precision
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     quant = nf4_config(precision) if model.load_in_4bit else None
-    base = load_model(model, dtype=torch_dtype(precision), device_map=device_map(), quantization_config=quant)
+    base = load_model(model, dtype=torch_dtype(precision), device_map=device_map(), quantization_config=quant,
+                      attn_implementation=trl_attn_implementation(training.packing))
     if quant is not None:
         base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=training.gradient_checkpointing)
     config = LoraConfig(**peft_lora_kwargs(lora), task_type="CAUSAL_LM")

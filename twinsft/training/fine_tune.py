@@ -16,6 +16,7 @@ from twinsft.runtime import (
     check_training_requirements,
     cuda_available,
     device_name,
+    import_unsloth_first,
     library_versions,
     peak_memory_gib,
     pick_backend,
@@ -25,6 +26,7 @@ from twinsft.training import resume
 from twinsft.training.backends import load_trl, load_unsloth
 from twinsft.training.memory_plan import BatchPlan, ModelShape, Workload, plan_batch
 from twinsft.training.out_of_memory import explain_out_of_memory
+from twinsft.training.packed_attention import attention_path
 from twinsft.training.report import LossPoint, TrainReport
 from twinsft.training.response_loss import check_prompts_masked, check_template, check_token_boundary, rows_for_loss
 from twinsft.training.sft_config import sft_config
@@ -44,6 +46,7 @@ class TrainerSetup:
     plan: BatchPlan | None
     backend: Backend
     precision: Precision
+    attention: str = ""  # the kernel packed rows take (training.packed_attention)
 
 
 def plan_memory(model: ModelSpec, lora: LoraSpec, training: TrainingSpec,
@@ -90,6 +93,7 @@ def build_trainer(
     output_dir: Path | None = None,
 ) -> TrainerSetup:
     """The one SFTTrainer set-up that the step and the benchmark share."""
+    import_unsloth_first(training.backend)  # before transformers: Unsloth patches it on import
     from transformers import set_seed
 
     check_training_requirements(model, training)
@@ -102,6 +106,8 @@ def build_trainer(
     set_seed(training.seed)  # LoRA init and data order
     loader = load_unsloth if backend == "unsloth" else load_trl
     peft_model, tokenizer = loader(model, lora, training, precision)
+    attention = attention_path(backend, peft_model)
+    log.info("attention for packed rows: %s", attention)
     if response_only:
         check_token_boundary(lambda text: tokenizer(text)["input_ids"], ALPACA, how="with the model's tokenizer")
     trainer = sft_trainer_class()(
@@ -114,7 +120,7 @@ def build_trainer(
     )
     if response_only:
         check_prompts_masked(trainer, backend)
-    return TrainerSetup(trainer, tokenizer, training, plan, backend, precision)
+    return TrainerSetup(trainer, tokenizer, training, plan, backend, precision, attention)
 
 
 def train_lora(
@@ -131,6 +137,7 @@ def train_lora(
     Resumes from the newest complete checkpoint of the same inputs (see twinsft.training.resume).
     `callbacks`: extra Trainer callbacks (e.g. an experiment tracker's); progress lines are built in.
     """
+    import_unsloth_first(training.backend)  # before transformers: Unsloth patches it on import
     from transformers import PrinterCallback
 
     from twinsft.training.callbacks import ProgressCallback

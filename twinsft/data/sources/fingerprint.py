@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from twinsft.config import DataSpec, SourceSpec
+from twinsft.revisions import hub_commit
 
 logger = logging.getLogger(__name__)
 CHUNK = 1 << 20
@@ -44,9 +45,16 @@ def source_fingerprint(spec: SourceSpec, artifact_version_id: str | None = None)
     h = hashlib.sha256(spec.model_dump_json().encode())
     if spec.path:
         h.update(content_digest(Path(spec.path).expanduser()).encode())
+    if spec.hub_id and local_hub_folder(spec.hub_id):
+        h.update(content_digest(Path(spec.hub_id).expanduser()).encode())
     if spec.artifact:
         h.update(str(artifact_version_id).encode())
     return h.hexdigest()
+
+
+def local_hub_folder(hub_id: str) -> bool:
+    """A `hub_id` that names a local dataset repo (load_dataset reads it from disk): fingerprinted by content."""
+    return Path(hub_id).expanduser().is_dir()
 
 
 def mix_fingerprint(sources: dict[str, str]) -> str:
@@ -67,7 +75,8 @@ class ResolvedData:
 
 
 def resolve_data(data: DataSpec, default_seed: int = 0) -> ResolvedData:
-    """Pin what `data` leaves open and fingerprint it. Artifact sources ask the active ZenML store."""
+    """Pin what `data` leaves open and fingerprint it. Artifact sources ask the active ZenML store, Hub sources
+    the Hub (or the local Hugging Face cache) for the commit their revision names now."""
     pinned, fingerprints, warnings = [], {}, []
     for spec in data.sources:
         update: dict = {}
@@ -80,11 +89,17 @@ def resolve_data(data: DataSpec, default_seed: int = 0) -> ResolvedData:
             found = find_version(spec)
             update["version"] = str(found.version)
             version_id = str(found.id)
-        if spec.hub_id and not spec.revision:
-            warnings.append(
-                f"data source '{spec.name}': Hub dataset '{spec.hub_id}' has no revision pinned; a change on the Hub "
-                "will not rerun load_datasets (cached). Pin data.sources[].revision to a commit for exact reruns"
-            )
+        if spec.hub_id and not local_hub_folder(spec.hub_id):
+            # Pinned to the commit the revision names now: a new upstream commit reruns load_datasets.
+            commit = hub_commit(spec.hub_id, "dataset", spec.revision, field=f"data source '{spec.name}' revision")
+            if commit is not None:
+                update["revision"] = commit
+            elif not spec.revision:
+                warnings.append(
+                    f"data source '{spec.name}': Hub dataset '{spec.hub_id}' has no revision pinned and neither the "
+                    "Hub nor the local cache could resolve one; a change on the Hub will not rerun load_datasets "
+                    "(cached). Pin data.sources[].revision to a commit for exact reruns"
+                )
         spec = spec.model_copy(update=update)
         pinned.append(spec)
         fingerprints[spec.name] = source_fingerprint(spec, version_id)
