@@ -109,3 +109,13 @@ def test_dataloader_workers_is_auto_or_a_count():
     for wrong in (-1, "many"):
         with pytest.raises(ValidationError, match="dataloader_workers"):
             TrainingSpec(dataloader_workers=wrong)
+
+
+def test_export_resolved_makes_local_folders_absolute_and_leaves_uris_alone(tmp_path, monkeypatch):
+    from twinsft.config import ExportSpec
+
+    monkeypatch.chdir(tmp_path)
+    local = ExportSpec(output_dir="out/m", output_uri="copies/m").resolved()
+    assert (local.output_dir, local.output_uri) == (str(tmp_path / "out/m"), str(tmp_path / "copies/m"))
+    remote = ExportSpec(output_dir=None, output_uri="s3://bucket/models/twin").resolved()
+    assert (remote.output_dir, remote.output_uri) == (None, "s3://bucket/models/twin")

@@ -65,7 +65,7 @@ def test_every_step_gets_the_commit_pinned_at_submit_and_a_new_commit_reruns(tmp
     assert first.steps["format_alpaca"].outputs["sft_dataset"][0].run_metadata["model_revision"] == A
     merged = first.steps["push_merged"].outputs["merged_model"][0]
     assert merged.run_metadata["model_revision"] == A
-    card = (Path(merged.load().local_dir) / "README.md").read_text()
+    card = (Path(merged.load()) / "README.md").read_text()
     assert f"**{REPO} at revision `{A}`**" in card and f"| `model.revision` | {A} |" in card
 
     # Upstream moves `main` to a new commit; this client is offline now, so the cache's refs/main answers.

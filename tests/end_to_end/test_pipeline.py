@@ -14,6 +14,12 @@ from tests.helpers import GENERAL_ROWS, ROOT, STEPS, statuses, tiny_parameters, 
 from twinsft.prompts import ALPACA
 
 
+def fresh(run):
+    from zenml.client import Client
+
+    return Client().get_pipeline_run(run.id)
+
+
 def run_pipeline(tmp_path: Path, parameters: dict):
     from pipelines import sft_pipeline
 
@@ -53,8 +59,16 @@ def test_end_to_end_then_fully_cached(tmp_path, params):
     assert evaluation.run_metadata["eval_samples"] == 4
     for key, value in compared.summary().items():
         assert evaluation.run_metadata[key] == pytest.approx(value), key
-    merged = first.steps["push_merged"].outputs["merged_model"][0].load()
-    assert (Path(merged.local_dir) / "model.safetensors").is_file() and not merged.pushed
+    # The merged model: file by file in the artifact store (no tarball), loaded into a local copy; also in output_dir.
+    merged_artifact = first.steps["push_merged"].outputs["merged_model"][0]
+    stored = set(os.listdir(merged_artifact.uri))
+    assert {"model.safetensors", "config.json", "tokenizer.json", "README.md"} <= stored
+    assert not any(name.endswith((".tar", ".gz", ".zip")) for name in stored)
+    merged = merged_artifact.load()
+    saved = tmp_path / "merged" / "model.safetensors"
+    assert (Path(merged) / "model.safetensors").read_bytes() == saved.read_bytes()
+    result = first.steps["push_merged"].outputs["export_result"][0].load()
+    assert result.local_dir == str(saved.parent) and not result.pushed
 
     second = run_pipeline(tmp_path, params)
     assert statuses(second) == dict.fromkeys(STEPS, "cached")
@@ -77,10 +91,20 @@ def test_data_file_edits_invalidate_by_content(tmp_path, params):
     general.write_text("".join(json.dumps(dict(reversed(list(r.items())))) + "\n" for r in GENERAL_ROWS))
     run = run_pipeline(tmp_path, params)
     assert statuses(run) == {**dict.fromkeys(STEPS, "cached"), "load_datasets": "completed"}
-    # A changed row reruns everything downstream.
+    # A changed row reruns everything downstream of the data, except what gets identical inputs back: the
+    # adapter is stored with a content hash, so smoke_generate (adapter + test split) reruns only if training
+    # made other bytes (2 steps of 2 rows may never see the changed row).
     write_jsonl(general, [{**GENERAL_ROWS[0], "output": "changed"}, *GENERAL_ROWS[1:]])
-    run = run_pipeline(tmp_path, params)
-    assert statuses(run) == dict.fromkeys(STEPS, "completed")
+    changed = run_pipeline(tmp_path, params)
+    status = statuses(changed)
+    assert status == {**dict.fromkeys(STEPS, "completed"), "smoke_generate": status["smoke_generate"]}
+
+    def hashes(r):
+        r = fresh(r)
+        return (r.steps["train_sft"].outputs["lora_adapter"][0].content_hash,
+                r.steps["split"].outputs["test_dataset"][0].content_hash)
+
+    assert status["smoke_generate"] == ("cached" if hashes(changed) == hashes(run) else "completed")
 
 
 def test_editing_library_code_invalidates_the_steps_that_use_it(tmp_path, params):

@@ -95,3 +95,17 @@ def test_reload_check_fails_when_the_saved_model_differs(tiny_model_dir, adapter
     check_reload(tuned, list(tuned), "x")
     with pytest.raises(ExportMismatch, match="after reloading"):
         check_reload(tuned, untuned, "x")
+
+
+def test_output_uri_gets_a_copy_and_a_scratch_folder_leaves_output_dir_alone(tiny_model_dir, adapter_dir, tmp_path):
+    from twinsft import storage
+
+    export = ExportSpec(output_dir=str(tmp_path / "client-outputs" / "merged"), output_uri=str(tmp_path / "bucket"))
+    result = export_merged(ModelSpec(name=str(tiny_model_dir)), adapter_dir, export, into=tmp_path / "scratch")
+    # Where the step runs elsewhere it merges into scratch: output_dir (the client's folder) is never written.
+    assert result.local_dir is None and not (tmp_path / "client-outputs").exists()
+    assert result.output_uri == str(tmp_path / "bucket")
+    files = storage.list_files(str(tmp_path / "scratch"))
+    assert "model.safetensors" in files and storage.list_files(str(tmp_path / "bucket")) == files
+    for rel in files:
+        assert (tmp_path / "bucket" / rel).read_bytes() == (tmp_path / "scratch" / rel).read_bytes()

@@ -14,6 +14,7 @@ from twinsft.generation.greedy import generate, load_adapted
 from twinsft.machine import check_machine
 from twinsft.runtime import code_digest
 from twinsft.steps.evaluation_materializer import EvalReportMaterializer
+from twinsft.steps.model_folder import ModelFolder, local_dir
 from twinsft.steps.visualizations import GenerationMaterializer, SmokeResponse
 from twinsft.tracking import existing_experiment
 
@@ -27,7 +28,10 @@ def code_key() -> str:
     output_materializers={"smoke_generation": GenerationMaterializer, "evaluation": EvalReportMaterializer},
 )
 def smoke_generate(
-    adapter: Path, test_dataset: Dataset, model: ModelSpec, generation: GenerationSpec
+    adapter: ModelFolder | Path,  # Path: a lora_adapter stored by runs before ModelFolder (a replay reuses it)
+    test_dataset: Dataset,
+    model: ModelSpec,
+    generation: GenerationSpec,
 ) -> tuple[Annotated[str, "smoke_generation"], Annotated[EvalReport, "evaluation"]]:
     """Greedy answer to one instruction in the training prompt: does the model follow it and stop?
     And base vs tuned on the first `generation.eval_samples` rows of the test split."""
@@ -35,7 +39,7 @@ def smoke_generate(
     # still stops here, before the model loads.
     check_eval_samples(generation.eval_samples, len(test_dataset))
     check_machine(model)  # this machine (a pod, on a remote stack), not the client run.py checked
-    tuned, tokenizer = load_adapted(model, adapter)
+    tuned, tokenizer = load_adapted(model, local_dir(adapter))  # copied from the artifact store
     out = generate(tuned, tokenizer, generation.instruction, generation.max_new_tokens)
     log_metadata(
         {

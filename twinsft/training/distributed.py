@@ -132,6 +132,7 @@ class RankInputs:
     resume_step: int
     train_rows_sha256: str
     eval_rows_sha256: str
+    resume_store: str | None  # the run's checkpoint folder in the artifact store; rank 0 copies each checkpoint up
     track_metrics: bool
 
     def write(self, folder: Path) -> None:
@@ -158,9 +159,10 @@ def run_rank(folder: Path, world: World) -> None:
     train_ds, eval_ds = load_from_disk(str(folder / "train")), load_from_disk(str(folder / "test"))
     start = resume.ResumePoint(
         Path(inputs.resume_folder), Path(inputs.resume_checkpoint) if inputs.resume_checkpoint else None,
-        inputs.resume_step, inputs.train_rows_sha256, inputs.eval_rows_sha256,
+        inputs.resume_step, inputs.train_rows_sha256, inputs.eval_rows_sha256, inputs.resume_store,
     )
-    callbacks: list[Any] = [resume.mark_complete_callback()]
+    # Every rank writes into the one local folder the step made; rank 0 copies complete checkpoints to the store.
+    callbacks: list[Any] = [resume.mark_complete_callback(start.store)]
     if world.main:
         callbacks.append(ProgressCallback())
         if inputs.track_metrics:

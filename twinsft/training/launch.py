@@ -122,14 +122,14 @@ def train_on_processes(
             training=training.model_dump(mode="json"), adapter_dir=str(Path(adapter_dir).resolve()),
             resume_folder=str(start.folder), resume_checkpoint=str(start.checkpoint) if start.checkpoint else None,
             resume_step=start.step, train_rows_sha256=start.train_rows_sha256,
-            eval_rows_sha256=start.eval_rows_sha256, track_metrics=metrics is not None,
+            eval_rows_sha256=start.eval_rows_sha256, resume_store=start.store, track_metrics=metrics is not None,
         ).write(scratch)
         log.info("training on %d processes (torchrun, DDP)", processes)
         _run_torchrun(scratch, processes, metrics)
         report = TrainReport.model_validate_json((scratch / REPORT).read_text())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    resume.finish(start.folder, keep=training.keep_checkpoints)
+    resume.finish(start, keep=training.keep_checkpoints)
     return report
 
 
