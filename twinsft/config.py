@@ -196,7 +196,10 @@ class TrainingSpec(Section):
         "auto", description="auto: bf16 where the GPU supports it, else fp16 on GPU, fp32 on CPU."
     )
     report_to: list[Literal["comet_ml", "tensorboard", "wandb", "mlflow"]] = Field(default_factory=list)
-    checkpoint_dir: str = Field("outputs/checkpoints", description="Trainer scratch space (checkpoints, logs).")
+    checkpoint_dir: str | None = Field(
+        None, description="Local folder for checkpoints (a local stack). None: under the active ZenML artifact "
+        "store (twinsft-checkpoints/), where a rerun on any machine finds them."
+    )
     save_steps: int | None = Field(
         100, gt=0, description="Checkpoint every N optimizer steps; a rerun resumes from the newest. None: never."
     )
@@ -215,7 +218,14 @@ class GenerationSpec(Section):
 
 
 class ExportSpec(Section):
-    output_dir: str = Field("outputs/merged", description="The merged 16-bit model is always saved here.")
+    output_dir: str | None = Field(
+        "outputs/merged", description="Local stacks: the merged 16-bit model is also saved here (skipped where the "
+        "step runs in a container or on another machine). The `merged_model` artifact always holds it."
+    )
+    output_uri: str | None = Field(
+        None, description="Also copy the merged model here, file by file (a local path, s3://, gs://, ... that the "
+        "active stack's artifact store can write)."
+    )
     push: bool = False
     repo_id: str | None = Field(None, description="Hub repo `user/name`; required when push is on.")
     private: bool = True
@@ -253,8 +263,14 @@ class ExportSpec(Section):
         return self
 
     def resolved(self) -> ExportSpec:
-        """output_dir made absolute, so a cached export from another checkout is never taken for this one."""
-        return self.model_copy(update={"output_dir": str(Path(self.output_dir).expanduser().resolve())})
+        """output_dir (and a local output_uri) made absolute: a cached export from another checkout is never
+        taken for this one."""
+        update = {}
+        if self.output_dir is not None:
+            update["output_dir"] = str(Path(self.output_dir).expanduser().resolve())
+        if self.output_uri is not None and "://" not in self.output_uri:
+            update["output_uri"] = str(Path(self.output_uri).expanduser().resolve())
+        return self.model_copy(update=update)
 
 
 class Sections(Section):

@@ -87,4 +87,4 @@ def test_a_parent_pipeline_composes_our_steps_after_its_data_step(tmp_path, tiny
     test = run.steps["split"].outputs["test_dataset"][0].load()
     assert len(train) + len(test) == len(TWIN_ROWS) + len(GENERAL_ROWS)
     assert run.steps["train_sft"].outputs["train_report"][0].load().steps == 2
-    assert Path(run.steps["push_merged"].outputs["merged_model"][0].load().local_dir, "model.safetensors").is_file()
+    assert Path(run.steps["push_merged"].outputs["merged_model"][0].load(), "model.safetensors").is_file()

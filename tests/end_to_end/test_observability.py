@@ -92,7 +92,7 @@ def test_model_version_links_outputs_and_carries_eval_losses(runs):
     first, second, _, _ = runs
     client = Client()
     expected = {"raw_dataset", "dataset_card", "sft_dataset", "train_dataset", "test_dataset", "lora_adapter",
-                "train_report", "smoke_generation", "evaluation", "merged_model"}
+                "train_report", "smoke_generation", "evaluation", "merged_model", "export_result"}
     report = fresh(first).steps["train_sft"].outputs["train_report"][0].load()
     evaluation = fresh(first).steps["smoke_generate"].outputs["evaluation"][0].load()
     assert evaluation.samples == 4
@@ -105,6 +105,8 @@ def test_model_version_links_outputs_and_carries_eval_losses(runs):
         assert meta["eval_loss_before"] == pytest.approx(report.eval_loss_before)
         assert meta["eval_loss_after"] == pytest.approx(report.eval_loss_after)
         assert meta["comet_mode"] == "offline"
+        merged = fresh(run).steps["push_merged"].outputs["merged_model"][0]
+        assert (meta["merged_model_artifact_id"], meta["merged_model_uri"]) == (str(merged.id), merged.uri)
         for key, value in evaluation.summary().items():  # base vs tuned: means, change, EOS rates
             assert meta[key] == pytest.approx(value), key
     model_links = client.list_model_version_artifact_links(model_version_id=fresh(first).model_version.id,

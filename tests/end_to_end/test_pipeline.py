@@ -53,8 +53,16 @@ def test_end_to_end_then_fully_cached(tmp_path, params):
     assert evaluation.run_metadata["eval_samples"] == 4
     for key, value in compared.summary().items():
         assert evaluation.run_metadata[key] == pytest.approx(value), key
-    merged = first.steps["push_merged"].outputs["merged_model"][0].load()
-    assert (Path(merged.local_dir) / "model.safetensors").is_file() and not merged.pushed
+    # The merged model: file by file in the artifact store (no tarball), loaded into a local copy; also in output_dir.
+    merged_artifact = first.steps["push_merged"].outputs["merged_model"][0]
+    stored = set(os.listdir(merged_artifact.uri))
+    assert {"model.safetensors", "config.json", "tokenizer.json", "README.md"} <= stored
+    assert not any(name.endswith((".tar", ".gz", ".zip")) for name in stored)
+    merged = merged_artifact.load()
+    saved = tmp_path / "merged" / "model.safetensors"
+    assert (Path(merged) / "model.safetensors").read_bytes() == saved.read_bytes()
+    result = first.steps["push_merged"].outputs["export_result"][0].load()
+    assert result.local_dir == str(saved.parent) and not result.pushed
 
     second = run_pipeline(tmp_path, params)
     assert statuses(second) == dict.fromkeys(STEPS, "cached")

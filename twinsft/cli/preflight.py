@@ -74,6 +74,8 @@ def check_environment(cfg: RunConfig, push_secrets: Sequence[str] = ()) -> None:
 def check_writable(cfg: RunConfig) -> None:
     for field, value in (("export.output_dir", cfg.export.output_dir), ("training.checkpoint_dir",
                                                                         cfg.training.checkpoint_dir)):
+        if value is None:  # not kept in a local folder (see config.py)
+            continue
         path = Path(value).expanduser().resolve()
         existing = next(p for p in (path, *path.parents) if p.exists())
         if not existing.is_dir():

@@ -22,8 +22,11 @@ def _outputs(step: Any) -> str:
             parts.append(f"{name} ({meta['rows']} rows)")
         elif "eval_loss_after" in meta and name == "train_report":
             parts.append(f"{name} (eval loss {meta['eval_loss_before']:.3f} -> {meta['eval_loss_after']:.3f})")
-        elif "local_dir" in meta:
-            parts.append(f"{name} ({meta['local_dir']}{', pushed' if meta.get('pushed') else ''})")
+        elif name == "merged_model":
+            where = meta.get("local_dir") or versions[0].uri
+            parts.append(f"{name} ({where}{', pushed' if meta.get('pushed') else ''})")
+        elif name == "export_result":
+            continue  # the merged model's entry says it all
         elif "eval_samples" in meta:
             parts.append(f"{name} ({_evaluation_brief(meta)})")
         elif "stopped_at_eos" in meta:
@@ -80,11 +83,38 @@ def step_table(run: Any) -> str:
     return "\n".join(lines)
 
 
+def export_result(run: Any) -> Any:
+    """push_merged's ExportResult: its own artifact, or (runs made before the merged model was stored as files)
+    the merged_model artifact itself. Never loads the model's files."""
+    outputs = run.steps["push_merged"].outputs
+    return (outputs.get("export_result") or outputs["merged_model"])[0].load()
+
+
+def merged_lines(run: Any, merged: Any) -> list[str]:
+    """Where the merged model is: the artifact (always, on a current run), output_dir, output_uri, the Hub."""
+    artifact = _output(run, "push_merged", "merged_model")
+    lines = []
+    if "export_result" in run.steps["push_merged"].outputs:
+        lines.append(f"Merged {merged.dtype} model: artifact merged_model version {artifact.version} "
+                     f"in the artifact store at {artifact.uri}")
+        lines.append(f"  load it on any machine: Client().get_artifact_version('{artifact.id}').load()  "
+                     "(a local folder)")
+        if merged.local_dir:
+            lines.append(f"  saved at {merged.local_dir}")
+    elif merged.local_dir:
+        lines.append(f"Merged {merged.dtype} model: {merged.local_dir}")
+    if merged.local_dir and not (Path(merged.local_dir) / "config.json").is_file():
+        lines.append("  (that folder is gone since the cached run made it: rerun with --no-cache to rebuild it)")
+    if merged.output_uri:
+        lines.append(f"  copied to {merged.output_uri}")
+    return lines
+
+
 def print_summary(run: Any) -> None:
     report = _output(run, "train_sft", "train_report").load()
     generation = _output(run, "smoke_generate", "smoke_generation")
     meta = generation.run_metadata
-    merged = _output(run, "push_merged", "merged_model").load()
+    merged = export_result(run)
 
     from zenml.client import Client
 
@@ -105,9 +135,7 @@ def print_summary(run: Any) -> None:
         print("\n" + "\n".join(evaluation_lines(evaluation[0].load())))
     if merged.pushed:
         print(f"Pushed to the Hub: {merged.repo_url}")
-    print(f"Merged {merged.dtype} model: {merged.local_dir}")
-    if not (Path(merged.local_dir) / "config.json").is_file():
-        print("  (that folder is gone since the cached run made it: rerun with --no-cache to rebuild it)")
+    print("\n".join(merged_lines(run, merged)))
     for check in (merged.gguf or {}).values():
         match = "same greedy tokens" if check.greedy_match else f"greedy tokens differ at {check.first_mismatch}"
         print(f"GGUF {check.quantization}: {check.path} ({check.size_bytes / 2**20:,.0f} MiB, {match})")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from twinsft import storage
 from twinsft.config import ExportSpec, ModelSpec
 from twinsft.export.gguf import GGUFCheck, export_gguf
 from twinsft.export.hub import PushError, push_dir
@@ -22,7 +23,8 @@ log = logging.getLogger(__name__)
 
 
 class ExportResult(BaseModel):
-    local_dir: str
+    local_dir: str | None = None  # export.output_dir, where the step wrote it (a local stack); None elsewhere
+    output_uri: str | None = None  # export.output_uri, when set: a copy of the merged model's files
     dtype: str
     pushed: bool = False
     repo_id: str | None = None
@@ -42,13 +44,17 @@ def gguf_name(export: ExportSpec, local: Path) -> str:
 
 
 def export_merged(
-    model: ModelSpec, adapter_dir: Path, export: ExportSpec, run_name: str = "", card: str | None = None
+    model: ModelSpec, adapter_dir: Path, export: ExportSpec, run_name: str = "", card: str | None = None,
+    into: Path | None = None,
 ) -> ExportResult:
-    """Merge and save to `export.output_dir` (always), write GGUF files into its gguf/ folder (when `export.gguf`),
-    then push the folder to `export.repo_id` (when `export.push`)."""
-    local = Path(export.output_dir).expanduser().resolve()
+    """Merge and save to `into` (else `export.output_dir`), write GGUF files into its gguf/ folder (when
+    `export.gguf`), copy the folder to `export.output_uri` (when set), then push it to `export.repo_id` (when
+    `export.push`)."""
+    if into is None and export.output_dir is None:
+        raise ValueError("export_merged needs a folder: `into` or export.output_dir")
+    local = (into or Path(str(export.output_dir))).expanduser().resolve()
     check = merge_to_dir(model, adapter_dir, local, card=card)
-    result = ExportResult(local_dir=str(local), **check.model_dump())
+    result = ExportResult(local_dir=None if into is not None else str(local), **check.model_dump())
     if export.gguf:
         gguf = export_gguf(local, list(export.gguf), gguf_name(export, local))
         for warning in gguf.warnings:
@@ -61,6 +67,10 @@ def export_merged(
         result = result.model_copy(
             update={"gguf": gguf.files, "gguf_modelfile": gguf.modelfile, "gguf_warnings": gguf.warnings}
         )
+    if export.output_uri:
+        log.info("copying the merged model to %s", export.output_uri)
+        storage.copy_tree(str(local), export.output_uri)
+        result = result.model_copy(update={"output_uri": export.output_uri})
     if export.push:
         message = f"twinsft: merged 16-bit model from ZenML run {run_name}" if run_name else "twinsft: merged model"
         if export.gguf:

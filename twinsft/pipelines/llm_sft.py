@@ -27,6 +27,7 @@ def sft_steps(dataset, *, data: DataSpec | None = None, **sections: Section | No
 
     `dataset` is a step output (a `datasets.Dataset` with `instruction` and `output` columns), so a
     parent pipeline can put these steps after its own data step. Call inside a `@pipeline`.
+    Returns the `lora_adapter`, `train_report` and `merged_model` outputs.
     `sections` are those of `twinsft.config.Sections` (`model=ModelSpec(...)`, `training=...`);
     omitted or None ones take their defaults, unknown names are errors. `data` (optional) names the
     sources in the model card.
@@ -39,7 +40,7 @@ def sft_steps(dataset, *, data: DataSpec | None = None, **sections: Section | No
         trainer = trainer.with_options(experiment_tracker=tracker.name)  # the stack's Comet experiment
     adapter, report = trainer(train, test, model=cfg.model, lora=cfg.lora, training=cfg.training)
     steps.smoke_generate(adapter, test, model=cfg.model, generation=cfg.generation)  # evaluates on held-out rows
-    merged = steps.push_merged(
+    merged, _result = steps.push_merged(
         adapter, report, model=cfg.model, lora=cfg.lora, training=cfg.training, data=data,
         export=cfg.export.resolved(), after="smoke_generate",
     )

@@ -1,6 +1,8 @@
 """Step `push_merged`: the merged 16-bit model, verified and saved with its model card, verified GGUF files when
 asked, pushed when asked."""
 
+import logging
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -12,28 +14,50 @@ from twinsft.config import DataSpec, ExportSpec, LoraSpec, ModelSpec, TrainingSp
 from twinsft.export import ExportResult, export_merged
 from twinsft.export.model_card import render_card
 from twinsft.runtime import code_digest
+from twinsft.steps.model_folder import ModelFolder, ModelFolderMaterializer, local_dir
+from twinsft.steps.placement import runs_in_client_process
 from twinsft.training.report import TrainReport
+
+log = logging.getLogger(__name__)
 
 
 def code_key() -> str:
     return code_digest(__name__)  # this module and all twinsft code it imports
 
 
-@step(cache_policy=CachePolicy(cache_func=code_key))
+def export_folder(export: ExportSpec) -> Path | None:
+    """Where to write the merged model: None (export.output_dir) in the client's own process; elsewhere a
+    scratch folder, since output_dir names a folder of the client machine (the artifact keeps the model)."""
+    if export.output_dir is not None and runs_in_client_process():
+        return None
+    if export.output_dir is not None:
+        log.info("export.output_dir (%s) is on the client machine and this step runs elsewhere: the merged model "
+                 "is kept as the merged_model artifact%s", export.output_dir,
+                 f" and copied to {export.output_uri}" if export.output_uri else "")
+    return Path(tempfile.mkdtemp(prefix="twinsft-merged-")) / "merged"
+
+
+@step(cache_policy=CachePolicy(cache_func=code_key), output_materializers={"merged_model": ModelFolderMaterializer})
 def push_merged(
-    adapter: Path,
+    adapter: ModelFolder,
     report: TrainReport,
     model: ModelSpec,
     lora: LoraSpec,
     training: TrainingSpec,
     export: ExportSpec,
     data: DataSpec | None = None,
-) -> Annotated[ExportResult, ArtifactConfig(name="merged_model", artifact_type=ArtifactType.MODEL)]:
-    """Merge into 16-bit weights, verify, save locally with a model card (always), write GGUF files into its gguf/
-    folder when export.gguf lists any, push the folder when export.push is on. The result (GGUF checks included) is
-    the step's metadata."""
+) -> tuple[
+    Annotated[ModelFolder, ArtifactConfig(name="merged_model", artifact_type=ArtifactType.MODEL)],
+    Annotated[ExportResult, "export_result"],
+]:
+    """Merge into 16-bit weights, verify, save with a model card, write GGUF files into its gguf/ folder when
+    export.gguf lists any, copy it to export.output_uri when set, push it when export.push is on. The folder is
+    the `merged_model` artifact (file by file in the artifact store); the result (GGUF checks included) is
+    `export_result` and the metadata of both."""
     run_name = get_step_context().pipeline_run.name
     card = render_card(model, lora, training, data, report, run_name)
-    result = export_merged(model, adapter, export, run_name=run_name, card=card)
-    log_metadata(result.model_dump(exclude_none=True), infer_artifact=True, artifact_name="merged_model")
-    return result
+    into = export_folder(export)
+    result = export_merged(model, local_dir(adapter), export, run_name=run_name, card=card, into=into)
+    for name in ("merged_model", "export_result"):
+        log_metadata(result.model_dump(exclude_none=True), infer_artifact=True, artifact_name=name)
+    return ModelFolder(into or Path(str(result.local_dir))), result

@@ -1,7 +1,6 @@
 """Step `smoke_generate`: one greedy answer of the tuned model and whether it stopped at EOS; then base vs
 tuned on the first held-out rows (answers, EOS stops, the reference answers' loss)."""
 
-from pathlib import Path
 from typing import Annotated
 
 from datasets import Dataset
@@ -13,6 +12,7 @@ from twinsft.generation.evaluate import EvalReport, check_eval_samples, evaluate
 from twinsft.generation.greedy import generate, load_adapted
 from twinsft.runtime import code_digest
 from twinsft.steps.evaluation_materializer import EvalReportMaterializer
+from twinsft.steps.model_folder import ModelFolder, local_dir
 from twinsft.steps.visualizations import GenerationMaterializer, SmokeResponse
 from twinsft.tracking import existing_experiment
 
@@ -26,14 +26,14 @@ def code_key() -> str:
     output_materializers={"smoke_generation": GenerationMaterializer, "evaluation": EvalReportMaterializer},
 )
 def smoke_generate(
-    adapter: Path, test_dataset: Dataset, model: ModelSpec, generation: GenerationSpec
+    adapter: ModelFolder, test_dataset: Dataset, model: ModelSpec, generation: GenerationSpec
 ) -> tuple[Annotated[str, "smoke_generation"], Annotated[EvalReport, "evaluation"]]:
     """Greedy answer to one instruction in the training prompt: does the model follow it and stop?
     And base vs tuned on the first `generation.eval_samples` rows of the test split."""
     # Preflight could not count the test split when a source is on the Hub or an artifact: bad input
     # still stops here, before the model loads.
     check_eval_samples(generation.eval_samples, len(test_dataset))
-    tuned, tokenizer = load_adapted(model, adapter)
+    tuned, tokenizer = load_adapted(model, local_dir(adapter))  # copied from the artifact store
     out = generate(tuned, tokenizer, generation.instruction, generation.max_new_tokens)
     log_metadata(
         {

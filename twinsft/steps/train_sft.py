@@ -11,6 +11,7 @@ from zenml.enums import ArtifactType
 
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
 from twinsft.runtime import code_digest
+from twinsft.steps.model_folder import ModelFolder, ModelFolderMaterializer
 from twinsft.steps.model_version import model_version_metadata
 from twinsft.steps.visualizations import TrainReportMaterializer
 from twinsft.tracking import training_experiment
@@ -21,7 +22,10 @@ def code_key() -> str:
     return code_digest(__name__)  # this module and all twinsft code it imports
 
 
-@step(cache_policy=CachePolicy(cache_func=code_key), output_materializers={"train_report": TrainReportMaterializer})
+@step(
+    cache_policy=CachePolicy(cache_func=code_key),
+    output_materializers={"lora_adapter": ModelFolderMaterializer, "train_report": TrainReportMaterializer},
+)
 def train_sft(
     train_dataset: Dataset,
     test_dataset: Dataset,
@@ -29,7 +33,7 @@ def train_sft(
     lora: LoraSpec,
     training: TrainingSpec,
 ) -> tuple[
-    Annotated[Path, ArtifactConfig(name="lora_adapter", artifact_type=ArtifactType.MODEL)],
+    Annotated[ModelFolder, ArtifactConfig(name="lora_adapter", artifact_type=ArtifactType.MODEL)],
     Annotated[TrainReport, "train_report"],
 ]:
     """LoRA/QLoRA SFT (Unsloth or TRL + PEFT); held-out loss before and after; adapter + report."""
@@ -46,4 +50,4 @@ def train_sft(
     log_metadata(summary, infer_artifact=True, artifact_name="train_report")
     if context.model_version is not None:
         log_metadata(model_version_metadata(report, comet.metadata()), infer_model=True)
-    return adapter_dir, report
+    return ModelFolder(adapter_dir), report  # stored file by file in the artifact store

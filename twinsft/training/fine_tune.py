@@ -71,6 +71,15 @@ def plan_memory(model: ModelSpec, lora: LoraSpec, training: TrainingSpec,
     return planned, plan
 
 
+def trainer_scratch(training: TrainingSpec) -> Path:
+    """The Trainer's folder when the caller names none (a benchmark): checkpoint_dir, else a temporary folder."""
+    if training.checkpoint_dir is not None:
+        return Path(training.checkpoint_dir)
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="twinsft-trainer-"))
+
+
 def build_trainer(
     train_ds: Dataset,
     eval_ds: Dataset | None,
@@ -97,7 +106,7 @@ def build_trainer(
         check_token_boundary(lambda text: tokenizer(text)["input_ids"], ALPACA, how="with the model's tokenizer")
     trainer = sft_trainer_class()(
         model=peft_model,
-        args=sft_config(model, training, precision, backend, output_dir or Path(training.checkpoint_dir)),
+        args=sft_config(model, training, precision, backend, output_dir or trainer_scratch(training)),
         train_dataset=rows_for_loss(train_ds, training.loss_on, ALPACA),
         eval_dataset=None if eval_ds is None else rows_for_loss(eval_ds, training.loss_on, ALPACA),
         processing_class=tokenizer,
@@ -130,13 +139,13 @@ def train_lora(
     with explain_out_of_memory(model, training, "model loading"):
         setup = build_trainer(
             train_ds, eval_ds, model, lora, training, output_dir=start.folder,
-            callbacks=[ProgressCallback(), resume.mark_complete_callback(), *(callbacks or [])],
+            callbacks=[ProgressCallback(), resume.mark_complete_callback(start.store), *(callbacks or [])],
         )
     setup.trainer.remove_callback(PrinterCallback)  # ProgressCallback prints a readable line instead of raw dicts
     before, result, after = _evaluate_train_evaluate(setup, model, start)
     _save_adapter(setup, adapter_dir)
     report = _report(setup, model, start, before, after, result, rows=(len(train_ds), len(eval_ds)))
-    resume.finish(start.folder, keep=setup.training.keep_checkpoints)
+    resume.finish(start, keep=setup.training.keep_checkpoints)
     return report
 
 

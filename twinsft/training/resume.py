@@ -1,12 +1,19 @@
 """Checkpoints that survive a crash: one folder per training input, resumed from the newest complete one.
 
-A run's checkpoints live in `training.checkpoint_dir/<key>`, where the key hashes everything that
-decides the trained weights: the train and eval rows, the model, LoRA and training settings (not
-where or how often to checkpoint), the training code and the library versions. Rerunning the same
-command finds them; any change that would make resuming wrong starts a fresh folder instead.
+A run's checkpoints live in a folder named by a key that hashes everything that decides the trained
+weights: the train and eval rows, the model, LoRA and training settings (not where or how often to
+checkpoint), the training code and the library versions. Rerunning the same command finds them; any
+change that would make resuming wrong starts a fresh folder instead.
 
-The Trainer writes a checkpoint file by file, so a crash can leave one half-written. A marker file,
-written after the Trainer reports the save finished, tells complete checkpoints from those.
+Where: by default `<artifact store>/twinsft-checkpoints/<key>` of the active ZenML stack, so a rerun on
+another machine (a fresh pod) finds them. The Trainer cannot write to an object store, so it trains into
+local scratch: the newest complete checkpoint is copied down before training, and each checkpoint the
+Trainer saves is copied up as soon as it is saved. With `training.checkpoint_dir` set (a local stack),
+the Trainer writes straight into `checkpoint_dir/<key>` and nothing is copied.
+
+The Trainer writes a checkpoint file by file, so a crash can leave one half-written (here or in the
+store). A marker file, written after the Trainer reports the save finished, and uploaded after every
+other file, tells complete checkpoints from those.
 """
 
 from __future__ import annotations
@@ -16,10 +23,12 @@ import json
 import logging
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from twinsft import storage
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
 from twinsft.data.hashing import content_hash
 from twinsft.runtime import code_digest, library_versions
@@ -30,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMPLETE_MARKER = "twinsft-complete"
+STORE_FOLDER = "twinsft-checkpoints"  # under the artifact store's root
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 # Where and how often to checkpoint does not change the weights, so it may differ on the rerun.
 NOT_IN_KEY = {"checkpoint_dir", "save_steps", "keep_checkpoints", "report_to"}
@@ -49,30 +59,81 @@ def run_key(train_sha: str, eval_sha: str, model: ModelSpec, lora: LoraSpec, tra
 
 
 def run_dir(training: TrainingSpec, key: str) -> Path:
+    assert training.checkpoint_dir is not None
     return Path(training.checkpoint_dir).expanduser().resolve() / key
+
+
+def store_root() -> str:
+    """Where checkpoints go by default: a folder of the active stack's artifact store."""
+    from zenml.client import Client
+
+    return storage.join(Client().active_stack.artifact_store.path, STORE_FOLDER)
 
 
 @dataclass(frozen=True)
 class ResumePoint:
     """Where a training run keeps its checkpoints, and the newest complete one to resume from (if any)."""
 
-    folder: Path
+    folder: Path  # where the Trainer writes (local)
     checkpoint: Path | None
     step: int  # the optimizer step training resumes after; 0 for a fresh start
     train_rows_sha256: str
     eval_rows_sha256: str
+    store: str | None = None  # the run's folder in the artifact store, when checkpoints are copied up there
 
 
 def resume_point(train_ds: Dataset, eval_ds: Dataset, model: ModelSpec, lora: LoraSpec,
                  training: TrainingSpec) -> ResumePoint:
     """The run's checkpoint folder, keyed by the configured settings (before the memory plan, so a resume
-    on another card still finds it), and its newest complete checkpoint."""
+    on another card still finds it), and its newest complete checkpoint (copied down from the store)."""
     train_sha, eval_sha = content_hash(train_ds), content_hash(eval_ds)
-    folder = run_dir(training, run_key(train_sha, eval_sha, model, lora, training))
+    key = run_key(train_sha, eval_sha, model, lora, training)
+    store = None
+    if training.checkpoint_dir is not None:
+        folder = run_dir(training, key)
+    else:
+        store = storage.join(store_root(), key)
+        folder = Path(tempfile.mkdtemp(prefix=f"twinsft-checkpoints-{key}-"))
+        download_latest(store, folder)
     checkpoint = latest_complete(folder)
     # Read the step now: the Trainer deletes old checkpoints (save_total_limit) as it saves new ones.
     step = (checkpoint_step(checkpoint) or 0) if checkpoint is not None else 0
-    return ResumePoint(folder, checkpoint, step, train_sha, eval_sha)
+    return ResumePoint(folder, checkpoint, step, train_sha, eval_sha, store)
+
+
+def stored_checkpoints(store: str) -> list[tuple[int, str, bool]]:
+    """(step, URI, complete) of each checkpoint folder in the store."""
+    from zenml.io import fileio
+
+    if not fileio.isdir(store):
+        return []
+    found = []
+    for name in fileio.listdir(store):
+        match = _CHECKPOINT.match(str(name))
+        if match:
+            uri = storage.join(store, str(name))
+            found.append((int(match.group(1)), uri, fileio.exists(storage.join(uri, COMPLETE_MARKER))))
+    return sorted(found)
+
+
+def download_latest(store: str, folder: Path) -> None:
+    """Copy the store's newest complete checkpoint into `folder` (its marker last); drop half-written ones."""
+    from zenml.io import fileio
+
+    complete = []
+    for step, uri, done in stored_checkpoints(store):
+        if done:
+            complete.append((step, uri))
+        else:
+            log.warning("ignoring half-written checkpoint %s (no %s marker); deleting it", uri, COMPLETE_MARKER)
+            fileio.rmtree(uri)
+    if not complete:
+        return
+    step, uri = complete[-1]
+    log.info("copying checkpoint %d down from %s", step, uri)
+    local = folder / f"checkpoint-{step}"
+    storage.copy_tree(uri, str(local), skip=(COMPLETE_MARKER,))
+    storage.copy_file(storage.join(uri, COMPLETE_MARKER), str(local / COMPLETE_MARKER))
 
 
 def checkpoint_step(path: Path) -> int | None:
@@ -97,21 +158,46 @@ def latest_complete(folder: Path) -> Path | None:
     return max(complete)[1] if complete else None
 
 
-def mark_complete_callback() -> Any:
-    """A TrainerCallback that marks each checkpoint complete once the Trainer has finished writing it."""
+def save_complete(output_dir: str, step: int, store: str | None) -> None:
+    """The Trainer finished writing checkpoint `step`: mark it complete, and copy it up to the store (the marker
+    last), then drop the store's older checkpoints."""
+    folder = Path(output_dir) / f"checkpoint-{step}"
+    if not folder.is_dir():
+        return
+    (folder / COMPLETE_MARKER).write_text(str(step))
+    if store is None:
+        return
+    from zenml.io import fileio
+
+    uri = storage.join(store, folder.name)
+    storage.copy_tree(str(folder), uri, skip=(COMPLETE_MARKER,))
+    storage.copy_file(str(folder / COMPLETE_MARKER), storage.join(uri, COMPLETE_MARKER))
+    for older, older_uri, _ in stored_checkpoints(store):
+        if older < step:
+            fileio.rmtree(older_uri)
+
+
+def mark_complete_callback(store: str | None = None) -> Any:
+    """A TrainerCallback that marks each checkpoint complete once the Trainer has finished writing it, and copies
+    it to `store` (the run's folder in the artifact store) when given."""
     from transformers import TrainerCallback
 
     class MarkCheckpointComplete(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
             if state.is_world_process_zero:
-                folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-                if folder.is_dir():
-                    (folder / COMPLETE_MARKER).write_text(str(state.global_step))
+                save_complete(args.output_dir, state.global_step, store)
 
     return MarkCheckpointComplete()
 
 
-def finish(folder: Path, keep: bool) -> None:
-    """After a successful train: drop the run's checkpoints unless asked to keep them."""
-    if not keep:
-        shutil.rmtree(folder, ignore_errors=True)
+def finish(point: ResumePoint, keep: bool) -> None:
+    """After a successful train: drop the run's checkpoints unless asked to keep them (local scratch always goes)."""
+    if point.store is not None:
+        shutil.rmtree(point.folder, ignore_errors=True)
+        if not keep:
+            from zenml.io import fileio
+
+            if fileio.isdir(point.store):
+                fileio.rmtree(point.store)
+    elif not keep:
+        shutil.rmtree(point.folder, ignore_errors=True)
