@@ -1,6 +1,6 @@
 """The demo-shaped test pipeline with every step in its own container (`local_docker`) vs in-process.
 
-    python -m bench.container_run [--out bench/results/<date>-cpu-<host>-containers.json]
+    python -m bench.container_run [--skip-cold-build] [--out bench/results/<date>-cpu-<host>-containers.json]
 
 Needs a Docker daemon and root (docker/build-base.sh uses mmdebstrap). The pipeline is the one of
 `pytest -m docker` (tests/docker/harness.py): the tiny random Llama, the six steps, 2 training steps,
@@ -118,8 +118,10 @@ def main(argv: list[str] | None = None) -> int:
                                            text=True).stdout.strip(),
                   "builds": results, "in_process_s": local, "containers_s": docker,
                   "ratio": {name: b / a for name, a, b in rows}}
-        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
-        print(f"wrote {args.out}")
+        out = Path(args.out)  # each invocation is appended as one run
+        runs = json.loads(out.read_text())["runs"] if out.exists() else []
+        out.write_text(json.dumps({"runs": [*runs, record]}, indent=1) + "\n")
+        print(f"appended to {args.out}")
     return 0
 
 
