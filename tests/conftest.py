@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import DEMO_MODEL, GENERAL_ROWS, ROOT, TWIN_ROWS, build_tokenizer, save_as_merged, write_jsonl
+from tests.helpers import DEMO_MODEL, GENERAL_ROWS, ROOT, TWIN_ROWS, save_as_merged, save_tiny_llama, write_jsonl
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -35,33 +35,7 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised 2-layer Llama saved with its tokenizer: a local model directory."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from twinsft.prompts import ALPACA
-
-    corpus = [ALPACA.training_text(r["instruction"], r["output"], "") for r in TWIN_ROWS + GENERAL_ROWS]
-    tokenizer = build_tokenizer(corpus * 4)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-        initializer_range=0.1,  # larger weights: LoRA updates move the loss visibly in a few steps
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    out = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,8 @@ from twinsft.config import ModelSource, TrainingSpec
 ROOT = Path(__file__).resolve().parents[1]
 __all__ = [
     "CLI_PROBE", "DEMO_MODEL", "GENERAL_ROWS", "ROOT", "STEPS", "TWIN_ROWS", "build_tokenizer", "load_mix",
-    "load_source", "run_cli", "save_as_merged", "statuses", "tiny_parameters", "training_spec", "write_config",
-    "write_jsonl",
+    "load_source", "run_cli", "save_as_merged", "save_tiny_llama", "statuses", "tiny_parameters", "training_spec",
+    "write_config", "write_jsonl",
 ]
 
 TWIN_ROWS = [
@@ -48,6 +48,36 @@ def build_tokenizer(corpus: list[str]):
     )
     tok.train_from_iterator(corpus, trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+
+
+def save_tiny_llama(out: Path) -> Path:
+    """A randomly initialised 2-layer Llama saved with its tokenizer (trained on the sample rows) into `out`."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from twinsft.prompts import ALPACA
+
+    corpus = [ALPACA.training_text(r["instruction"], r["output"], "") for r in TWIN_ROWS + GENERAL_ROWS]
+    tokenizer = build_tokenizer(corpus * 4)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+        initializer_range=0.1,  # larger weights: LoRA updates move the loss visibly in a few steps
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
 
 
 def save_as_merged(model, tokenizer, out: Path) -> Path:
