@@ -58,12 +58,19 @@ class IsolatedProcessStepOperator(BaseStepOperator):
         for name in ("home", "zenml", "hf", "twinsft", "cwd"):
             (work / name).mkdir()
         env.update(HOME=str(work / "home"), ZENML_CONFIG_PATH=str(work / "zenml"), HF_HOME=str(work / "hf"),
-                   TWINSFT_CACHE=str(work / "twinsft"), PYTHONPATH=str(ROOT))
+                   TWINSFT_CACHE=str(work / "twinsft"), PYTHONPATH=os.pathsep.join([str(ROOT), *_installed_paths()]))
         command = [sys.executable, "-m", MODULE, "--entrypoint", *entrypoint_command[3:]]
         assert entrypoint_command[:3] == ["python", "-m", "zenml.entrypoints.entrypoint"], entrypoint_command
         done = subprocess.run(command, cwd=work / "cwd", env=env, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"step {info.pipeline_step_name} exited with status {done.returncode} in {work}")
+
+
+def _installed_paths() -> list[str]:
+    """The parent's PYTHONPATH entries other than the project: packages installed there (a GPU machine's
+    --target folder) are part of the 'image', like site-packages; the project itself comes from ROOT."""
+    parts = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    return [p for p in parts if p and Path(p).resolve() != ROOT.resolve() and Path(p).is_dir()]
 
 
 class IsolatedProcessStepOperatorFlavor(BaseStepOperatorFlavor):
