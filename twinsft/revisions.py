@@ -65,6 +65,8 @@ def hub_commit(repo_id: str, repo_type: RepoType, revision: str | None, field: s
     """
     if is_commit(revision):
         return revision
+    if not is_repo_id(repo_id):  # a local path that is not there (yet): nothing to pin; preflight names it
+        return None
     if not hub_offline():
         import httpx
         from huggingface_hub import HfApi
@@ -94,6 +96,18 @@ def hub_commit(repo_id: str, repo_type: RepoType, revision: str | None, field: s
             field, revision or DEFAULT_REVISION, repo_type, repo_id, field,
         )
     return commit
+
+
+def is_repo_id(name: str) -> bool:
+    """`name` has the form of a Hub id (`name` or `owner/name`), so the Hub can be asked about it."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
 
 
 def is_hub_model(model: ModelSpec) -> bool:
