@@ -95,7 +95,7 @@ def measure(name: str, folder: Path, work: Path, repeats: int, tarball: bool) ->
         shutil.rmtree(dst)
         seconds, saved = timed(lambda: save_artifact(ModelFolder(folder), name=f"bench-{slug}"))
         times["artifact save"].append(seconds)
-        times["  of which content hash (alone)"].append(timed(lambda: storage.tree_sha256(folder))[0])
+        times["  of which content hash (alone)"].append(timed(lambda: storage.tree_digest(folder))[0])
         version = Client().get_artifact_version(saved.id)
         os.environ["TWINSFT_CACHE"] = str(work / f"cache-{i}")  # empty: the load copies every file
         seconds, loaded = timed(version.load)

@@ -83,22 +83,27 @@ def copy_tree(src_root: str, dst_root: str, skip: Iterable[str] = ()) -> list[st
 HASH_CHUNK = 64 * 2**20  # a file is hashed in pieces of this size, several at a time
 
 
-def _chunk_sha256(path: Path, offset: int, length: int) -> bytes:
+def _chunk_digest(path: Path, offset: int, length: int) -> bytes:
+    import xxhash
+
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-        # hashlib releases the GIL on large buffers, and the map spares a copy: pieces hash on all cores.
-        return hashlib.sha256(memoryview(mapped)[offset:offset + length]).digest()
+        # The map spares a copy, and xxhash releases the GIL on large buffers: pieces hash on all cores.
+        return xxhash.xxh3_128(memoryview(mapped)[offset:offset + length]).digest()
 
 
-def tree_sha256(root: Path) -> str:
-    """A content hash of a local folder: each file's relative path, size and the SHA-256 of each 64 MiB piece of
-    it, in sorted order. Hashing in pieces lets one large file (a 5 GB safetensors shard) use every core."""
+def tree_digest(root: Path) -> str:
+    """A content hash of a local folder: each file's relative path, size and the XXH3-128 digest of each 64 MiB
+    piece of it, in sorted order, combined with SHA-256. XXH3 (10+ GB/s a core, against SHA-256's ~1) keeps
+    the hash from halving the speed of saving a 16 GB model; it identifies content for caching (accidental
+    collisions at 2^-128), it is not a defence against crafted files. Hashing in pieces lets one large file
+    (a 5 GB safetensors shard) use every core."""
     files = list_files(str(root))
     pieces = []
     for rel in files:
         size = (root / rel).stat().st_size
         pieces.extend((rel, offset, min(HASH_CHUNK, size - offset)) for offset in range(0, size, HASH_CHUNK))
     with ThreadPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, len(pieces)))) as pool:
-        digests = list(pool.map(lambda piece: _chunk_sha256(root / piece[0], piece[1], piece[2]), pieces))
+        digests = list(pool.map(lambda piece: _chunk_digest(root / piece[0], piece[1], piece[2]), pieces))
     combined = hashlib.sha256()
     for rel in files:
         combined.update(f"{rel}\0{(root / rel).stat().st_size}\n".encode())

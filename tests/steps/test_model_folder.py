@@ -34,7 +34,7 @@ def test_saved_file_by_file_and_loaded_into_a_fresh_cache(model_copy, tmp_path, 
     version = Client().get_artifact_version(saved.id)
     stored = set(storage.list_files(version.uri))
     assert stored == {*folder_bytes(model_copy), MANIFEST}  # each file as it is: no archive
-    assert version.content_hash == storage.tree_sha256(model_copy)
+    assert version.content_hash == storage.tree_digest(model_copy)
 
     monkeypatch.setenv("TWINSFT_CACHE", str(tmp_path / "other-machine"))  # nothing cached there yet
     loaded = version.load()
@@ -46,11 +46,11 @@ def test_saved_file_by_file_and_loaded_into_a_fresh_cache(model_copy, tmp_path, 
 def test_content_hash_follows_the_bytes_not_the_folder(model_copy, tmp_path):
     twin = tmp_path / "twin"
     shutil.copytree(model_copy, twin)
-    assert ModelFolder(twin).sha256() == ModelFolder(model_copy).sha256()
+    assert ModelFolder(twin).digest() == ModelFolder(model_copy).digest()
     (twin / "config.json").write_text((twin / "config.json").read_text() + " ")
-    assert ModelFolder(twin).sha256() != ModelFolder(model_copy).sha256()
+    assert ModelFolder(twin).digest() != ModelFolder(model_copy).digest()
     (twin / "config.json").rename(twin / "config2.json")  # a renamed file is another folder
-    assert ModelFolder(twin).sha256() != ModelFolder(model_copy).sha256()
+    assert ModelFolder(twin).digest() != ModelFolder(model_copy).digest()
 
 
 def test_an_upload_without_its_manifest_does_not_load(model_copy, tmp_path):

@@ -5,7 +5,7 @@ ZenML's own `Path` materializer packs a folder into one gzipped tarball: for a 1
 minutes of single-threaded compression of incompressible weights, and a load must unpack it all again.
 Here each file is copied as it is (see twinsft.storage), with a manifest written last, so an artifact
 without its manifest is known to be incomplete. Loading copies the files into a local cache folder named
-by their content hash (`$TWINSFT_CACHE/artifacts/<sha256>`, default `~/.cache/twinsft`), so a step that
+by their content hash (`$TWINSFT_CACHE/artifacts/<content hash>`, default `~/.cache/twinsft`), so a step that
 loads the same model again on the same machine copies nothing.
 """
 
@@ -34,7 +34,7 @@ class ModelFolder(os.PathLike):
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self._sha256: str | None = None
+        self._digest: str | None = None
 
     def __fspath__(self) -> str:
         return str(self.path)
@@ -43,15 +43,15 @@ class ModelFolder(os.PathLike):
         return f"ModelFolder({str(self.path)!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ModelFolder) and self.sha256() == other.sha256()
+        return isinstance(other, ModelFolder) and self.digest() == other.digest()
 
     __hash__ = None  # type: ignore[assignment]  # mutable files: never a dict key
 
-    def sha256(self) -> str:
+    def digest(self) -> str:
         """The content hash of the files (computed once: the folder is not changed after a step returns it)."""
-        if self._sha256 is None:
-            self._sha256 = storage.tree_sha256(self.path)
-        return self._sha256
+        if self._digest is None:
+            self._digest = storage.tree_digest(self.path)
+        return self._digest
 
 
 def local_dir(folder: ModelFolder | str | os.PathLike[str]) -> Path:
@@ -67,9 +67,9 @@ class ModelFolderMaterializer(BaseMaterializer):
     def save(self, data: ModelFolder) -> None:
         # Copy and hash at once: the copy is the kernel's (or the network's), the hash one core's.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            digest = pool.submit(data.sha256)
+            digest = pool.submit(data.digest)
             files = storage.copy_tree(str(data.path), self.uri, skip=(MANIFEST,))
-            manifest = {"files": files, "sha256": digest.result()}
+            manifest = {"files": files, "digest": digest.result()}
         with fileio.open(storage.join(self.uri, MANIFEST), "w") as f:
             f.write(json.dumps(manifest, indent=1))
 
@@ -82,7 +82,7 @@ class ModelFolderMaterializer(BaseMaterializer):
 
     def load(self, data_type: type[Any]) -> ModelFolder:
         manifest = self._manifest()
-        target = cache_root() / "artifacts" / manifest["sha256"]
+        target = cache_root() / "artifacts" / manifest["digest"]
         if not target.is_dir():
             target.parent.mkdir(parents=True, exist_ok=True)
             # Copied beside the target, then renamed: a crash mid-copy never leaves a folder that looks whole.
@@ -96,11 +96,11 @@ class ModelFolderMaterializer(BaseMaterializer):
             finally:
                 shutil.rmtree(partial, ignore_errors=True)
         folder = ModelFolder(target)
-        folder._sha256 = manifest["sha256"]
+        folder._digest = manifest["digest"]
         return folder
 
     def compute_content_hash(self, data: ModelFolder) -> str:
-        return data.sha256()
+        return data.digest()
 
     def extract_metadata(self, data: ModelFolder) -> dict[str, Any]:
         files = [p for p in data.path.rglob("*") if p.is_file()]
