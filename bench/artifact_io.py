@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="time ZenML's Path materializer (gzip: slow) on models up to this size only")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args(argv)
+    out = Path(args.out).resolve() if args.out else None  # the run changes directory (its own ZenML repo)
 
     base = Path(args.tmp).resolve()
     base.mkdir(parents=True, exist_ok=True)
@@ -169,12 +170,12 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.pop("TWINSFT_CACHE", None)
         shutil.rmtree(work, ignore_errors=True)
     print_table(results)
-    if args.out:
+    if out:
         record = {"date": date.today().isoformat(), "machine": f"{platform.node()} ({os.cpu_count()} CPUs)",
                   "disk": "artifact store, copies and models on one local disk; files in the page cache",
                   "repeats": args.repeats, "results": results}
-        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
-        print(f"wrote {args.out}")
+        out.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"wrote {out}")
     return 0
 
 
