@@ -56,7 +56,10 @@ def test_every_step_gets_the_commit_pinned_at_submit_and_a_new_commit_reruns(tmp
     params["model"]["name"] = REPO
 
     first = run_pipeline(tmp_path, params)
-    assert statuses(first) == dict.fromkeys(STEPS, "completed")
+    ran = statuses(first)
+    # split reads no model: when an earlier test in the session split the same rows, it is rightly cached.
+    assert ran.pop("split") in ("completed", "cached")
+    assert ran == {step: "completed" for step in STEPS if step != "split"}
     assert asked == [(REPO, None)]  # once, on the client, for the whole run
     for step, parameter in MODEL_PARAMETER.items():
         assert first.steps[step].config.parameters[parameter]["revision"] == A, step
