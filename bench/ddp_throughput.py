@@ -40,6 +40,7 @@ from bench.train_throughput import (
     REPO,
     SEQ_LEN,
     TARGETS,
+    child_result,
     results_path,
     rows_of_lengths,
     sample_lengths,
@@ -128,12 +129,9 @@ def run_child(case: str, variant: str, args: argparse.Namespace) -> dict | None:
         env["CUDA_VISIBLE_DEVICES"] = env.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]  # the one-GPU baseline
     print(f"== {case} {variant}", flush=True)
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-    if proc.returncode or line is None:
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
-        print(f"   failed (exit {proc.returncode}):\n{tail}", flush=True)
+    result = child_result(proc)
+    if result is None:
         return None
-    result = json.loads(line[len("RESULT "):])
     print(f"   {result['tokens_per_s']:,.0f} tokens/s (median step), peak {result['peak_gib']} GiB", flush=True)
     return result
 

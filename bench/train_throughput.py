@@ -448,6 +448,16 @@ def child(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------- the parent: cases, table, JSON
 
 
+def child_result(proc: subprocess.CompletedProcess) -> dict[str, Any] | None:
+    """The `RESULT {json}` line a case's child process printed; None (with its output's tail) when it failed."""
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if proc.returncode or line is None:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
+        print(f"   failed (exit {proc.returncode}):\n{tail}", flush=True)
+        return None
+    return json.loads(line[len("RESULT "):])
+
+
 def run_child(case: str, args: argparse.Namespace) -> dict | None:
     cmd = [sys.executable, "-m", "bench.train_throughput", "--child", case, "--model-dir", str(args.model_dir),
            "--tokenizer", str(args.tokenizer), "--warmup", str(args.warmup), "--steps", str(args.steps),
@@ -461,12 +471,9 @@ def run_child(case: str, args: argparse.Namespace) -> dict | None:
         out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
         print(f"   stopped after {args.case_timeout} s:\n" + "\n".join(out.splitlines()[-10:]), flush=True)
         return None
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-    if proc.returncode or line is None:
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
-        print(f"   failed (exit {proc.returncode}):\n{tail}", flush=True)
+    result = child_result(proc)
+    if result is None:
         return None
-    result = json.loads(line[len("RESULT "):])
     print(f"   {result}", flush=True)
     if result.get("trace"):
         from bench.gpu_gaps import summarize

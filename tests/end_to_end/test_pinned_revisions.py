@@ -10,9 +10,9 @@ from pathlib import Path
 
 import huggingface_hub
 import pytest
-import yaml
 from huggingface_hub import constants as hub_constants
 
+from tests.end_to_end.test_pipeline import run_pipeline
 from tests.helpers import STEPS, statuses, tiny_parameters
 from tests.test_revisions import cache_snapshot
 
@@ -21,14 +21,6 @@ A, B = "1" * 40, "2" * 40
 # The step parameter that carries the model into each step (split takes none).
 MODEL_PARAMETER = {"load_datasets": "tokenizer_source", "format_alpaca": "tokenizer_source", "train_sft": "model",
                    "smoke_generate": "model", "push_merged": "model"}
-
-
-def run_pipeline(tmp_path: Path, parameters: dict):
-    from pipelines import sft_pipeline
-
-    config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump({"parameters": parameters}))
-    return sft_pipeline.with_options(config_path=str(config))()
 
 
 @pytest.fixture
