@@ -11,6 +11,16 @@ import pytest
 from tests.helpers import DEMO_MODEL, GENERAL_ROWS, ROOT, TWIN_ROWS, save_as_merged, save_tiny_llama, write_jsonl
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The `gpu_image` tests (a 7 GB image, several GB from the package registry) run only when selected."""
+    if "gpu_image" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="builds the 7 GB GPU image: select it with -m gpu_image")
+    for item in items:
+        if "gpu_image" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_env(tmp_path_factory: pytest.TempPathFactory):
     """A fresh SQLite ZenML store and model cache for the session; no analytics, no Hub."""

@@ -21,6 +21,13 @@ BASE_IMAGE = "twinsft-base:bookworm"
 PROJECT_FILES = ["run.py", "pyproject.toml", "constraints.txt", ".dockerignore", "twinsft", "steps", "pipelines",
                  "configs", "docker"]
 STACK = "twinsft-docker"
+DEV_ONLY = {"pytest", "ruff", "playwright"}  # in constraints.txt for `make test`, not for the images
+
+
+def pinned_versions() -> dict[str, str]:
+    """constraints.txt as {name: version}."""
+    lines = (ROOT / "constraints.txt").read_text().splitlines()
+    return dict(line.split("==") for line in lines if line and not line.startswith("#"))
 
 
 def docker_daemon_error() -> str | None:

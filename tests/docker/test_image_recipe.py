@@ -11,12 +11,12 @@ import sys
 
 import pytest
 
+from tests.docker.harness import DEV_ONLY, pinned_versions
 from tests.helpers import ROOT
 
 GPU_CONFIGS = ["configs/lora.yaml", "configs/qlora.yaml", *sorted(
     str(p.relative_to(ROOT)) for p in (ROOT / "bench" / "configs").glob("*.yaml"))]
 IMAGE_ENV = {"ZENML_ANALYTICS_OPT_IN": "false", "COMET_ERROR_TRACKING_ENABLE": "false"}
-DEV_ONLY = {"pytest", "ruff", "playwright"}  # in constraints.txt for `make test`, not for the images
 SECRETS = ("HF_TOKEN", "COMET_API_KEY", "HUGGING_FACE_HUB_TOKEN")
 
 
@@ -63,11 +63,6 @@ def installed_requirements(instructions) -> tuple[list[str], list[str], set[str]
     return requirements, no_deps, constraints
 
 
-def pinned() -> dict[str, str]:
-    lines = (ROOT / "constraints.txt").read_text().splitlines()
-    return dict(line.split("==") for line in lines if line and not line.startswith("#"))
-
-
 def requirement_name(req: str) -> str:
     return re.split(r"[\[<>=!~ ;]", req, maxsplit=1)[0].lower()
 
@@ -102,7 +97,7 @@ def check_recipe(config: str, dockerfile: str, extras: set[str]):
     assert constraints == {"/opt/twinsft/constraints.txt"}
     assert ("COPY", "pyproject.toml constraints.txt docker/project_requirements.py /opt/twinsft/") in instructions
     names = {requirement_name(r) for r in requirements}
-    versions = pinned()
+    versions = pinned_versions()
     assert names <= set(versions), f"not pinned in constraints.txt: {names - set(versions)}"
     gpu = {"unsloth", "unsloth-zoo", "bitsandbytes"}
     assert names | set(no_deps) == set(versions) - DEV_ONLY - (set() if "gpu" in extras else gpu)
