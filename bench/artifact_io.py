@@ -10,11 +10,13 @@ models are on (`--tmp`, default outputs/bench/artifact-io), so all three ways mo
 - plain copy: `shutil.copytree` (the kernel copies each file);
 - artifact save: `zenml.save_artifact(ModelFolder(dir))`, which copies the files into the artifact store,
   hashes them (the cache key) and records the artifact in the ZenML store;
+- of which the files: the materializer's save alone (copy, hash, manifest: the bytes moved), without ZenML's
+  records of the new version (SQL rows and metadata, a fixed cost per artifact whatever its size);
 - artifact load: `artifact_version.load()` into an empty local cache (as on a fresh machine);
 - for reference, ZenML's own `Path` materializer (a gzipped tarball), what `lora_adapter` used before
   (once, on models up to `--tarball-max-mb`).
 
-The content hash (SHA-256 of every 64 MiB piece, on all cores, while the files copy) is also timed alone.
+The content hash (XXH3-128 of every 64 MiB piece, on all cores, while the files copy) is also timed alone.
 
 Each is timed `--repeats` times, alternating, with the source files in the page cache and after an
 `os.sync()` (no writeback of the previous way's files in flight); the median is reported. MB/s = the
@@ -80,12 +82,13 @@ def measure(name: str, folder: Path, work: Path, repeats: int, tarball: bool) ->
     from zenml.client import Client
 
     from twinsft import storage
-    from twinsft.steps.model_folder import ModelFolder
+    from twinsft.steps.model_folder import ModelFolder, ModelFolderMaterializer
 
     size = folder_bytes(folder)
     slug = name.split(" ")[0].lower()
-    times: dict[str, list[float]] = {"plain copy": [], "artifact save": [], "  of which content hash (alone)": [],
-                                     "artifact load": []}
+    artifact_store = Client().active_stack.artifact_store
+    times: dict[str, list[float]] = {"plain copy": [], "artifact save": [], "  of which the files (materializer)": [],
+                                     "  of which content hash (alone)": [], "artifact load": []}
     shutil.copytree(folder, work / "warm")  # read once: every way then starts from the page cache
     shutil.rmtree(work / "warm")
     for i in range(repeats):
@@ -95,6 +98,11 @@ def measure(name: str, folder: Path, work: Path, repeats: int, tarball: bool) ->
         shutil.rmtree(dst)
         seconds, saved = timed(lambda: save_artifact(ModelFolder(folder), name=f"bench-{slug}"))
         times["artifact save"].append(seconds)
+        files_uri = storage.join(artifact_store.path, "bench-files", str(i))
+        materializer = ModelFolderMaterializer(uri=files_uri, artifact_store=artifact_store)
+        seconds, _ = timed(lambda m=materializer: m.save(ModelFolder(folder)))
+        times["  of which the files (materializer)"].append(seconds)
+        shutil.rmtree(files_uri)
         times["  of which content hash (alone)"].append(timed(lambda: storage.tree_digest(folder))[0])
         version = Client().get_artifact_version(saved.id)
         os.environ["TWINSFT_CACHE"] = str(work / f"cache-{i}")  # empty: the load copies every file
