@@ -30,7 +30,21 @@ def zenml_secrets():
         client.delete_secret(name)
 
 
-@pytest.mark.parametrize("stack", ["kubernetes", "vertex", "sagemaker", "skypilot"])
+OVERLAYS = sorted(p.stem for p in (ROOT / "configs" / "stacks").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("stack", OVERLAYS)
+def test_every_overlay_names_both_secrets_for_the_whole_run(stack):
+    """Run-level `secrets`, which ZenML gives every step: also in the step-operator overlays, whose compiled run
+    needs a stack with a step operator (the compile test below covers the orchestrator overlays)."""
+    import yaml
+
+    overlay = yaml.safe_load((ROOT / "configs" / "stacks" / f"{stack}.yaml").read_text())
+    assert overlay["secrets"] == ["hf", "comet"]
+    assert not any("secrets" in (step or {}) for step in overlay.get("steps", {}).values())
+
+
+@pytest.mark.parametrize("stack", [name for name in OVERLAYS if not name.endswith("-step-operator")])
 def test_the_overlay_puts_both_secrets_on_every_step_of_the_compiled_run(zenml_secrets, stack):
     from pipelines import sft_pipeline
 
