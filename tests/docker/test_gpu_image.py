@@ -12,14 +12,13 @@ package registry, about 4 minutes to build, 7 GB of image; Docker's layer cache 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 
 import pytest
 
-from tests.docker.harness import DEV_ONLY, docker_daemon_error, pinned_versions
+from tests.docker.harness import DEV_ONLY, build_base_image, pinned_versions, require_docker_daemon
 from tests.helpers import ROOT
 
 BASE_IMAGE = "twinsft-base:noble"
@@ -66,13 +65,8 @@ def test_gpu_image_pins_resolve_from_wheels_for_its_python(tmp_path):
 
 @pytest.fixture(scope="module")
 def gpu_image():
-    error = docker_daemon_error()
-    if error:
-        if os.environ.get("TWINSFT_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"{error} (start dockerd)")
-        pytest.skip(error)
-    subprocess.run([str(ROOT / "docker" / "build-base.sh"), BASE_IMAGE, "noble"], check=True, capture_output=True,
-                   text=True)
+    require_docker_daemon()
+    build_base_image(BASE_IMAGE, "noble")
     build = subprocess.run(["docker", "build", "--quiet", "--rm", "-f", "docker/Dockerfile.gpu",
                             "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "-t", IMAGE, "."],
                            cwd=ROOT, capture_output=True, text=True)

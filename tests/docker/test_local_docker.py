@@ -17,10 +17,10 @@ from tests.docker.harness import (
     PROJECT_FILES,
     STACK,
     build_base_image,
-    docker_daemon_error,
     inspect_last_run,
     make_project,
     register_docker_stack,
+    require_docker_daemon,
     run_pipeline,
     step_containers,
     write_config,
@@ -33,11 +33,7 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture(scope="module")
 def docker_base():
-    error = docker_daemon_error()
-    if error:
-        if os.environ.get("TWINSFT_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"{error} (start dockerd)")
-        pytest.skip(error)
+    require_docker_daemon()
     build_base_image()
 
 
