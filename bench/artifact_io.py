@@ -103,7 +103,7 @@ def measure(name: str, folder: Path, work: Path, repeats: int, tarball: bool) ->
         seconds, _ = timed(lambda m=materializer: m.save(ModelFolder(folder)))
         times["  of which the files (materializer)"].append(seconds)
         shutil.rmtree(files_uri)
-        times["  of which content hash (alone)"].append(timed(lambda: storage.tree_digest(folder))[0])
+        times["  of which content hash (alone)"].append(timed(lambda: storage.content_digest(folder))[0])
         version = Client().get_artifact_version(saved.id)
         os.environ["TWINSFT_CACHE"] = str(work / f"cache-{i}")  # empty: the load copies every file
         seconds, loaded = timed(version.load)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from twinsft.cli.replay import STEPS  # the pipeline's steps in order, as run.py's --from-step knows them
 from twinsft.config import ModelSource, TrainingSpec
+from twinsft.pipelines.steps_table import STEP_NAMES as STEPS  # the pipeline's steps in order, from its table
 
 ROOT = Path(__file__).resolve().parents[1]
 __all__ = [

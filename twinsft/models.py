@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 import shutil
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from twinsft.config import ModelSource
 from twinsft.errors import ConfigError
 from twinsft.runtime import torch_dtype
+from twinsft.storage import content_digest
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -43,14 +43,6 @@ def gguf_path(spec: ModelSource) -> Path:
     if not path.is_file():
         raise ConfigError(f"model.gguf_file '{path}' not found; fix model.name or model.gguf_file")
     return path
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def convert_gguf(path: Path, dest: Path) -> None:
@@ -86,7 +78,7 @@ def resolve_model(spec: ModelSource) -> str:
     if not spec.gguf_file:
         return str(Path(spec.name).expanduser()) if Path(spec.name).expanduser().exists() else spec.name
     path = gguf_path(spec)
-    dest = cache_root() / "gguf" / _file_digest(path)[:16]
+    dest = cache_root() / "gguf" / content_digest(path)[:16]
     if not (dest / "config.json").is_file():
         dest.parent.mkdir(parents=True, exist_ok=True)
         convert_gguf(path, dest)

@@ -91,13 +91,19 @@ def _chunk_digest(path: Path, offset: int, length: int) -> bytes:
         return xxhash.xxh3_128(memoryview(mapped)[offset:offset + length]).digest()
 
 
-def tree_digest(root: Path) -> str:
-    """A content hash of a local folder: each file's relative path, size and the XXH3-128 digest of each 64 MiB
-    piece of it, in sorted order, combined with SHA-256. XXH3 (10+ GB/s a core, against SHA-256's ~1) keeps
-    the hash from halving the speed of saving a 16 GB model; it identifies content for caching (accidental
-    collisions at 2^-128), it is not a defence against crafted files. Hashing in pieces lets one large file
-    (a 5 GB safetensors shard) use every core."""
-    files = list_files(str(root))
+def content_digest(path: Path) -> str:
+    """A content hash of a local file or folder: each file's relative path (empty for a lone file), size and the
+    XXH3-128 digest of each 64 MiB piece of it, in sorted order, combined with SHA-256. XXH3 (10+ GB/s a core,
+    against SHA-256's ~1) keeps the hash from halving the speed of saving a 16 GB model; it identifies content
+    for caching and pinning (accidental collisions at 2^-128), it is not a defence against crafted files.
+    Hashing in pieces lets one large file (a 5 GB safetensors shard) use every core. A missing path has a
+    digest of its own, so a fingerprint that includes it still changes once the path appears."""
+    if path.is_file():
+        root, files = path, [""]
+    elif path.is_dir():
+        root, files = path, list_files(str(path))
+    else:
+        return hashlib.sha256(b"<missing>").hexdigest()
     pieces = []
     for rel in files:
         size = (root / rel).stat().st_size

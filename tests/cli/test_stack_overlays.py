@@ -23,10 +23,11 @@ from pydantic import BaseModel
 
 from tests.helpers import ROOT
 from twinsft.cli.config_file import deep_merge, load_run_config
+from twinsft.pipelines.steps_table import SFT_STEPS
 
 CONFIGS = ROOT / "configs"
 STACKS = sorted(p.stem for p in (CONFIGS / "stacks").glob("*.yaml"))
-GPU_STEPS = ("train_sft", "smoke_generate", "push_merged")
+GPU_STEPS = tuple(step.name for step in SFT_STEPS if step.gpu)
 MIN_DISK_GB = 100  # the Hub download (~16 GB) and the merged copy (~16 GB) of an 8B model, with room to spare
 
 # The settings key each overlay uses -> the flavors' settings classes (module, class) it must validate against.

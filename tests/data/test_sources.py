@@ -9,9 +9,9 @@ from tests.helpers import TWIN_ROWS, load_source, write_jsonl
 from twinsft.cli.config_file import parse_parameters
 from twinsft.config import DataSpec, SourceSpec
 from twinsft.data.mix import check_local_source, load_checked, load_mix_report
-from twinsft.data.sources.fingerprint import resolve_data, source_fingerprint
 from twinsft.data.sources.rows import fold_input
 from twinsft.errors import ConfigError, DataError
+from twinsft.pinning.data import resolve_data, source_fingerprint
 
 ROWS = [{"instruction": f"Question {i}?", "output": f"Answer {i}."} for i in range(20)]
 

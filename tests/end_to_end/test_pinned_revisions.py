@@ -14,7 +14,7 @@ from huggingface_hub import constants as hub_constants
 
 from tests.end_to_end.test_pipeline import run_pipeline
 from tests.helpers import STEPS, statuses, tiny_parameters
-from tests.test_revisions import cache_snapshot
+from tests.pinning.test_pinning import cache_snapshot
 
 REPO = "twinsft-test/pinned-tiny"
 A, B = "1" * 40, "2" * 40

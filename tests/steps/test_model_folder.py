@@ -34,7 +34,7 @@ def test_saved_file_by_file_and_loaded_into_a_fresh_cache(model_copy, tmp_path, 
     version = Client().get_artifact_version(saved.id)
     stored = set(storage.list_files(version.uri))
     assert stored == {*folder_bytes(model_copy), MANIFEST}  # each file as it is: no archive
-    assert version.content_hash == storage.tree_digest(model_copy)
+    assert version.content_hash == storage.content_digest(model_copy)
 
     monkeypatch.setenv("TWINSFT_CACHE", str(tmp_path / "other-machine"))  # nothing cached there yet
     loaded = version.load()

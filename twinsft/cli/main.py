@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from twinsft.checks.preflight import preflight
 from twinsft.cli.config_file import CONFIG_DIR, load_run, zenml_secrets
-from twinsft.cli.replay import STEPS
+from twinsft.cli.runs import finish, summary_command
 from twinsft.config import RunConfig
 from twinsft.errors import UserError
+from twinsft.pipelines.steps_table import SFT_STEPS, STEP_NAMES
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -33,7 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-cache", action="store_true", help="rerun every step instead of reusing cached outputs")
     parser.add_argument(
         "--from-step",
-        choices=STEPS,
+        choices=STEP_NAMES,
         help="run this step and the ones after it again, reusing the earlier steps' outputs from the last run",
     )
     return parser.parse_args(argv)
@@ -43,8 +45,6 @@ def run_command(argv: list[str] | None = None, config_dir: Path = CONFIG_DIR) ->
     """`run.py`'s whole life: 0 after a run (or a submitted one), 2 after bad input (one `error:` line on stderr)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["summary"]:
-        from twinsft.cli.runs import summary_command
-
         return summary_command(argv[1:])
     args = parse_args(argv)
     try:
@@ -53,8 +53,6 @@ def run_command(argv: list[str] | None = None, config_dir: Path = CONFIG_DIR) ->
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from twinsft.cli.runs import finish
-
     return finish(run)  # the summary; or, on an asynchronous orchestrator, where to follow the run
 
 
@@ -63,10 +61,9 @@ def checked_config(
 ) -> tuple[Path, RunConfig]:
     """The file ZenML reads and the validated configuration, after every check that loads no model (raises
     UserError). ZenML is imported only once the configuration itself passed, to ask where the steps run."""
-    from twinsft.cli.preflight import preflight
-
     run = load_run(arg, config_dir=config_dir, stack=stack)
-    preflight(run.config, push_secrets=zenml_secrets(run.raw, "push_merged"), run_file=run.raw, label=run.label)
+    preflight(run.config, push_secrets=zenml_secrets(run.raw, "push_merged"), run_file=run.raw, label=run.label,
+              steps=SFT_STEPS)
     return run.path, run.config
 
 
@@ -88,11 +85,3 @@ def run_pipeline(path: Path, cfg: RunConfig, no_cache: bool, from_step: str | No
         options["enable_cache"] = False
     pipeline = sft_pipeline.with_options(**options)
     return replay_from(pipeline, from_step, cfg) if from_step else pipeline()
-
-
-def report(run: Any) -> None:
-    from twinsft.cli.summary import print_summary
-    from twinsft.steps.model_version import record_on_model
-
-    record_on_model(run)
-    print_summary(run)

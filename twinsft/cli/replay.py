@@ -15,19 +15,15 @@ from pydantic import ValidationError
 
 from twinsft.config import RunConfig
 from twinsft.errors import UserError
+from twinsft.pipelines.steps_table import PIPELINE, SFT_STEPS, STEP_NAMES
 
 log = logging.getLogger(__name__)
 
-PIPELINE = "llm_sft"
-STEPS = ("load_datasets", "format_alpaca", "split", "train_sft", "smoke_generate", "push_merged")
-# The pipeline parameters the steps before each step read: reusing their outputs assumes these are unchanged.
-UPSTREAM_PARAMETERS = {"format_alpaca": ("data",), "split": ("data", "model"), "train_sft": ("data", "model", "split")}
-
 
 def steps_before(step: str) -> list[str]:
-    if step not in STEPS:
-        raise UserError(f"--from-step '{step}' is not a step; pick one of {', '.join(STEPS)}")
-    return list(STEPS[: STEPS.index(step)])
+    if step not in STEP_NAMES:
+        raise UserError(f"--from-step '{step}' is not a step; pick one of {', '.join(STEP_NAMES)}")
+    return list(STEP_NAMES[: STEP_NAMES.index(step)])
 
 
 def source_run(skip: list[str]) -> Any:
@@ -47,7 +43,7 @@ def source_run(skip: list[str]) -> Any:
 
 def changed_upstream(original_parameters: dict[str, Any], cfg: RunConfig, step: str) -> list[str]:
     """Sections of the configuration that differ from the reused run's and that the skipped steps read."""
-    keys = UPSTREAM_PARAMETERS.get(step, ())
+    keys = next(facts.upstream_parameters for facts in SFT_STEPS if facts.name == step)
     try:
         before = RunConfig.model_validate({k: v for k, v in original_parameters.items() if v is not None})
     except ValidationError:  # made by another version of the schema: assume it differs

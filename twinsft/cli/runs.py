@@ -11,8 +11,8 @@ import argparse
 import sys
 from typing import Any
 
-from twinsft.cli.replay import PIPELINE
 from twinsft.errors import UserError
+from twinsft.pipelines.steps_table import PIPELINE
 
 
 def dashboard_url(run: Any) -> str | None:
@@ -83,10 +83,17 @@ def print_or_refuse(run: Any) -> int:
     if (problem := unfinished_or_failed(run)) is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    from twinsft.cli.main import report
-
     report(run)
     return 0
+
+
+def report(run: Any) -> None:
+    """The run's outcome recorded on its ZenML Model version, then its summary printed."""
+    from twinsft.cli.summary import print_summary
+    from twinsft.steps.model_version import record_on_model
+
+    record_on_model(run)
+    print_summary(run)
 
 
 def summary_command(argv: list[str]) -> int:

@@ -15,8 +15,8 @@ from twinsft.config import (
     SplitSpec,
     TrainingSpec,
 )
-from twinsft.data.sources.fingerprint import resolve_data
-from twinsft.revisions import pin_model
+from twinsft.pinning.data import resolve_data
+from twinsft.pinning.model import pin_model
 from twinsft.tracking import COMET, stack_comet_tracker
 
 

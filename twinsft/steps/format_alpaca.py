@@ -26,7 +26,7 @@ def format_alpaca(raw: Dataset, tokenizer_source: ModelSource) -> Annotated[Data
     log_metadata(
         {
             "eos_token": tokenizer.eos_token,
-            "model_revision": tokenizer_source.weights_id(),  # pinned at submit: Hub commit or sha256 of local files
+            "model_revision": tokenizer_source.weights_id(),  # pinned at submit: Hub commit or local files' digest
             "tokens": sum(lengths),
             "tokens_per_row_mean": round(sum(lengths) / len(lengths), 1),
             "tokens_per_row_max": max(lengths),

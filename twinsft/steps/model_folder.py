@@ -50,7 +50,7 @@ class ModelFolder(os.PathLike):
     def digest(self) -> str:
         """The content hash of the files (computed once: the folder is not changed after a step returns it)."""
         if self._digest is None:
-            self._digest = storage.tree_digest(self.path)
+            self._digest = storage.content_digest(self.path)
         return self._digest
 
 

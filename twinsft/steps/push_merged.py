@@ -10,14 +10,14 @@ from zenml import ArtifactConfig, get_step_context, log_metadata, step
 from zenml.config import CachePolicy
 from zenml.enums import ArtifactType
 
+from twinsft.checks.machine import check_machine
+from twinsft.checks.placement import this_step_runs_on_client
 from twinsft.config import DataSpec, ExportSpec, LoraSpec, ModelSpec, TrainingSpec
 from twinsft.export import ExportResult, export_merged
 from twinsft.export.hub import hub_token
 from twinsft.export.model_card import render_card
-from twinsft.machine import check_machine
 from twinsft.runtime import code_digest
 from twinsft.steps.model_folder import ModelFolder, ModelFolderMaterializer, local_dir
-from twinsft.steps.placement import runs_in_client_process
 from twinsft.training.report import TrainReport
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def code_key() -> str:
 def export_folder(export: ExportSpec) -> Path | None:
     """Where to write the merged model: None (export.output_dir) in the client's own process; elsewhere a
     scratch folder, since output_dir names a folder of the client machine (the artifact keeps the model)."""
-    if export.output_dir is not None and runs_in_client_process():
+    if export.output_dir is not None and this_step_runs_on_client():
         return None
     if export.output_dir is not None:
         log.info("export.output_dir (%s) is on the client machine and this step runs elsewhere: the merged model "

@@ -8,10 +8,10 @@ from datasets import Dataset
 from zenml import get_step_context, log_metadata, step
 from zenml.config import CachePolicy
 
+from twinsft.checks.machine import check_machine
 from twinsft.config import GenerationSpec, ModelSpec
 from twinsft.generation.evaluate import EvalReport, check_eval_samples, evaluate_held_out
 from twinsft.generation.greedy import generate, load_adapted
-from twinsft.machine import check_machine
 from twinsft.runtime import code_digest
 from twinsft.steps.evaluation_materializer import EvalReportMaterializer
 from twinsft.steps.model_folder import ModelFolder, local_dir
@@ -47,7 +47,7 @@ def smoke_generate(
             "non_empty": out.non_empty,
             "stopped_at_eos": out.stopped_at_eos,
             "new_tokens": out.new_tokens,
-            "model_revision": model.weights_id(),  # pinned at submit: Hub commit or sha256 of local files
+            "model_revision": model.weights_id(),  # pinned at submit: Hub commit or local files' digest
         },
         infer_artifact=True,
         artifact_name="smoke_generation",

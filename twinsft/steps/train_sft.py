@@ -9,8 +9,8 @@ from zenml import ArtifactConfig, get_step_context, log_metadata, step
 from zenml.config import CachePolicy
 from zenml.enums import ArtifactType
 
+from twinsft.checks.machine import check_machine
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
-from twinsft.machine import check_machine
 from twinsft.runtime import code_digest, import_unsloth_first
 from twinsft.steps.model_folder import ModelFolder, ModelFolderMaterializer
 from twinsft.steps.model_version import model_version_metadata

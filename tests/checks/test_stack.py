@@ -3,7 +3,7 @@ bitsandbytes, tokens, folders) and checks what the steps need instead (a reachab
 server, the named secrets and the tokens in them), each failure one line and exit status 2.
 
 The stacks are registered in the test session's own ZenML store, with test flavors that report themselves
-as remote (tests/cli/fake_flavors.py); nothing runs on them.
+as remote (tests/checks/fake_flavors.py); nothing runs on them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.helpers import ROOT
-from twinsft.cli import stack_checks
+from twinsft.checks import stack as stack_checks
 from twinsft.cli.main import checked_config, run_command
 
 CONFIGS = ROOT / "configs"
@@ -32,8 +32,8 @@ def stacks(tmp_path_factory):
     from zenml.enums import StackComponentType as T
 
     client = Client()
-    client.create_flavor("tests.cli.fake_flavors.RemoteTestOrchestratorFlavor", T.ORCHESTRATOR)
-    client.create_flavor("tests.cli.fake_flavors.RemoteTestArtifactStoreFlavor", T.ARTIFACT_STORE)
+    client.create_flavor("tests.checks.fake_flavors.RemoteTestOrchestratorFlavor", T.ORCHESTRATOR)
+    client.create_flavor("tests.checks.fake_flavors.RemoteTestArtifactStoreFlavor", T.ARTIFACT_STORE)
     client.create_stack_component("pf-remote-orch", "test_remote", T.ORCHESTRATOR, {})
     store = str(tmp_path_factory.mktemp("remote-store"))
     client.create_stack_component("pf-remote-store", "test_remote_store", T.ARTIFACT_STORE, {"path": store})

@@ -1,14 +1,14 @@
 """What the machine a GPU step runs on must have: CUDA and bitsandbytes where the config needs them, a Hub
 token for a gated model.
 
-`run.py` checks them on the client when the steps run there (twinsft/cli/preflight.py). When they run
+`run.py` checks them on the client when the steps run there (`twinsft.checks.preflight`). When they run
 elsewhere (a remote orchestrator, a step operator), the client's GPU and environment say nothing about the
 pod's, so each GPU step repeats these checks at its start, in the pod, with the same one-line errors.
 """
 
 from __future__ import annotations
 
-from twinsft.cli.gated_models import check_gated_access
+from twinsft.checks.gated_models import check_gated_access
 from twinsft.config import ModelSpec, TrainingSpec
 from twinsft.runtime import check_training_requirements
 

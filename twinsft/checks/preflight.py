@@ -6,8 +6,10 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from twinsft.cli.gated_models import check_gated_access
-from twinsft.cli.sequence_budget import check_template_fits, local_tokenizer
+from twinsft.checks.gated_models import check_gated_access
+from twinsft.checks.placement import StepFacts
+from twinsft.checks.sequence_budget import check_template_fits, local_tokenizer
+from twinsft.checks.stack import check_stack
 from twinsft.config import RunConfig
 from twinsft.data.formatting import held_out_rows
 from twinsft.data.mix import check_local_source
@@ -97,19 +99,18 @@ def check_writable(cfg: RunConfig) -> None:
 
 
 def preflight(
-    cfg: RunConfig, push_secrets: Sequence[str] = (), run_file: Mapping | None = None, label: str = "the config"
+    cfg: RunConfig, push_secrets: Sequence[str] = (), run_file: Mapping | None = None, label: str = "the config",
+    steps: Sequence[StepFacts] = (),
 ) -> None:
     """Every check before anything heavy loads. The configuration and local data first (no ZenML import);
-    then, given the run file, the active stack says where the steps run: this machine's checks apply only
-    when they run here, and the GPU steps repeat them wherever they run (twinsft/machine.py)."""
+    then, given the run file and the pipeline's `steps`, the active stack says where the steps run: this
+    machine's checks apply only when they run here, and the GPU steps repeat them wherever they run
+    (`twinsft.checks.machine`)."""
     check_data(cfg)
     check_model(cfg)
     check_loss_on(cfg)
     check_batch_split(cfg)
-    if run_file is not None:
-        from twinsft.cli.stack_checks import check_stack
-
-        if not check_stack(cfg, run_file, label).on_this_machine:
-            return
+    if run_file is not None and not check_stack(cfg, run_file, label, steps).on_this_machine:
+        return
     check_environment(cfg, push_secrets)
     check_writable(cfg)

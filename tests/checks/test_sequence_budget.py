@@ -2,7 +2,7 @@
 
 import pytest
 
-from twinsft.cli.sequence_budget import MIN_CONTENT_TOKENS, SPECIAL_TOKENS, check_template_fits, template_tokens
+from twinsft.checks.sequence_budget import MIN_CONTENT_TOKENS, SPECIAL_TOKENS, check_template_fits, template_tokens
 from twinsft.config import ModelSpec
 from twinsft.errors import ConfigError
 from twinsft.prompts import ALPACA

@@ -13,30 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from twinsft.config import DataSpec, SourceSpec
-from twinsft.revisions import hub_commit
+from twinsft.data.sources.artifact import find_version
+from twinsft.pinning.hub import hub_commit
+from twinsft.storage import content_digest
 
 logger = logging.getLogger(__name__)
-CHUNK = 1 << 20
-
-
-def _hash_file(h: hashlib._Hash, path: Path) -> None:
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-
-
-def content_digest(path: Path) -> str:
-    """sha256 of a file, or of every file in a folder (relative names and contents, in name order)."""
-    h = hashlib.sha256()
-    if path.is_file():
-        _hash_file(h, path)
-    elif path.is_dir():
-        for f in sorted(p for p in path.rglob("*") if p.is_file()):
-            h.update(str(f.relative_to(path)).encode() + b"\0")
-            _hash_file(h, f)
-    else:
-        h.update(b"<missing>")
-    return h.hexdigest()
 
 
 def source_fingerprint(spec: SourceSpec, artifact_version_id: str | None = None) -> str:
@@ -84,8 +65,6 @@ def resolve_data(data: DataSpec, default_seed: int = 0) -> ResolvedData:
             update["seed"] = default_seed
         version_id = None
         if spec.artifact:
-            from twinsft.data.sources.artifact import find_version
-
             found = find_version(spec)
             update["version"] = str(found.version)
             version_id = str(found.id)

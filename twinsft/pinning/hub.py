@@ -1,24 +1,20 @@
-"""What a run reads, pinned when it is submitted: Hub revisions as commit ids, local weights as a content digest.
+"""Hub revisions resolved to commit ids: asked of the Hub, else of the local Hugging Face cache.
 
 On a remote stack each step runs in its own pod, and a pod that resolves `main` on its own can get a newer
 commit than the step before it. The pipeline resolves the model's and the Hub datasets' revisions once, on
 the client, and hands the commit ids to every step as parameters (so a new upstream commit also changes
 the steps' cache keys). Without the Hub (HF_HUB_OFFLINE, or no connection) the local Hugging Face cache
 answers: a branch or tag resolves through its `refs/` file, as `from_pretrained` would resolve it offline.
-A local model folder or GGUF file has no commit: the sha256 of its files stands for it (`ModelSource.fingerprint`),
-so edited weights rerun the steps that read them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
 from pathlib import Path
 from typing import Literal
 
-from twinsft.config import ModelSpec
 from twinsft.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -108,41 +104,3 @@ def is_repo_id(name: str) -> bool:
     except HFValidationError:
         return False
     return True
-
-
-def is_hub_model(model: ModelSpec) -> bool:
-    """A Hub id, not a local folder or a GGUF file (those are pinned by their contents)."""
-    return not model.gguf_file and not Path(model.name).expanduser().exists()
-
-
-def local_weights_digest(model: ModelSpec) -> str:
-    """sha256 of the GGUF file, or of every file in the local model folder (names and contents).
-
-    A folder's digest is remembered under the twinsft cache, keyed by its files' names, sizes and modification
-    times, so resubmitting an unchanged 16 GB folder does not read it again.
-    """
-    from twinsft.data.sources.fingerprint import content_digest
-    from twinsft.models import cache_root, gguf_path
-
-    path = gguf_path(model) if model.gguf_file else Path(model.name).expanduser().resolve()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    listing = hashlib.sha256(str(path).encode())
-    for f in files:
-        stat = f.stat()
-        listing.update(f"{f}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    memo = cache_root() / "weight-digests" / listing.hexdigest()
-    if memo.is_file():
-        return memo.read_text().strip()
-    digest = content_digest(path)
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    memo.write_text(digest)
-    return digest
-
-
-def pin_model(model: ModelSpec) -> ModelSpec:
-    """`model` with `revision` set to the Hub commit id it names now (unchanged when neither the Hub nor the
-    cache can tell); a local folder or GGUF file gets its `fingerprint` instead."""
-    if not is_hub_model(model):
-        return model.model_copy(update={"fingerprint": local_weights_digest(model)})
-    commit = hub_commit(model.name, "model", model.revision, field="model.revision")
-    return model if commit is None else model.model_copy(update={"revision": commit})

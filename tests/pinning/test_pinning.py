@@ -13,9 +13,10 @@ from huggingface_hub import constants as hub_constants
 from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
 from twinsft.config import DataSpec, ModelSpec, SourceSpec
-from twinsft.data.sources.fingerprint import resolve_data
 from twinsft.errors import ConfigError
-from twinsft.revisions import cached_commit, hub_commit, pin_model
+from twinsft.pinning.data import resolve_data
+from twinsft.pinning.hub import cached_commit, hub_commit
+from twinsft.pinning.model import pin_model
 
 A, B = "a" * 40, "b" * 40
 
@@ -83,12 +84,12 @@ def test_a_local_model_folder_is_pinned_by_its_contents(hub, tmp_path, tiny_mode
     shutil.copytree(tiny_model_dir, folder)
     first = pin_model(ModelSpec(name=str(folder)))
     assert first.revision is None and len(first.fingerprint) == 64 and hub.calls == []
-    assert first.weights_id() == f"sha256:{first.fingerprint}" and first.source().fingerprint == first.fingerprint
+    assert first.weights_id() == f"content:{first.fingerprint}" and first.source().fingerprint == first.fingerprint
 
     # Unchanged: the remembered digest answers, nothing is read again.
-    import twinsft.data.sources.fingerprint as fingerprint
+    import twinsft.pinning.model as pinned_model
 
-    monkeypatch.setattr(fingerprint, "content_digest", lambda path: pytest.fail(f"read {path} again"))
+    monkeypatch.setattr(pinned_model, "content_digest", lambda path: pytest.fail(f"read {path} again"))
     assert pin_model(ModelSpec(name=str(folder))).fingerprint == first.fingerprint
     monkeypatch.undo()
 

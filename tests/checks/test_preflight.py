@@ -2,7 +2,7 @@
 
 import pytest
 
-from twinsft.cli.preflight import check_data
+from twinsft.checks.preflight import check_data
 from twinsft.config import RunConfig
 from twinsft.errors import ConfigError
 

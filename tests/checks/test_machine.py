@@ -43,7 +43,7 @@ def test_push_merged_needs_the_token_in_its_own_environment(monkeypatch):
 
 
 def test_a_gated_model_needs_a_token_in_the_step(monkeypatch, tmp_path):
-    from twinsft.machine import check_machine
+    from twinsft.checks.machine import check_machine
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path))  # no cached copy, no `hf auth login` token

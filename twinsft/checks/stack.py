@@ -13,38 +13,41 @@ Otherwise they run in containers, pods or VMs, and preflight checks instead that
   machine's SQLite store);
 - every secret the configuration names exists, and HF_TOKEN / COMET_API_KEY are keys of secrets that
   reach each step that reads them.
-The GPU steps repeat this machine's checks in their pod (twinsft/machine.py).
+The GPU steps repeat this machine's checks in their pod (`twinsft.checks.machine`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from twinsft.cli.gated_models import is_gated_family
+from twinsft.checks.gated_models import is_gated_family
+from twinsft.checks.placement import StepFacts, runs_on_client
 from twinsft.config import RunConfig
 from twinsft.errors import ConfigError
 from twinsft.tracking import COMET
 
-GPU_STEPS = ("train_sft", "smoke_generate", "push_merged")
-# Steps that read the base model's files from the Hub (its tokenizer or its weights).
-MODEL_STEPS = ("load_datasets", "format_alpaca", "train_sft", "smoke_generate", "push_merged")
-COMET_STEPS = ("train_sft", "smoke_generate")  # train_sft's experiment; smoke_generate logs into it
 HF_TOKEN, COMET_API_KEY = "HF_TOKEN", "COMET_API_KEY"
 
 
 @dataclass(frozen=True)
 class Placement:
-    """The active stack and the step operator each GPU step runs on (only those that name one)."""
+    """The active stack, the pipeline's steps, and the step operator each GPU step runs on (only those that
+    name one)."""
 
     stack: Any  # zenml.stack.Stack
+    steps: Sequence[StepFacts]
     step_operators: Mapping[str, Any]
+
+    def runs_on_client(self, step: str) -> bool:
+        return runs_on_client(self.stack.orchestrator.flavor, step in self.step_operators)
 
     @property
     def on_this_machine(self) -> bool:
-        return self.stack.orchestrator.flavor == "local" and not self.step_operators
+        """Every step runs in this process, so this machine's checks (GPU, packages, tokens, folders) apply."""
+        return all(self.runs_on_client(step.name) for step in self.steps)
 
     @property
     def remote_components(self) -> list[Any]:
@@ -57,13 +60,13 @@ def step_config(raw: Mapping[str, Any], step: str) -> Mapping[str, Any]:
     return ((raw.get("steps") or {}).get(step)) or {}
 
 
-def locate_steps(raw: Mapping[str, Any], label: str) -> Placement:
+def locate_steps(raw: Mapping[str, Any], label: str, steps: Sequence[StepFacts]) -> Placement:
     """The active stack, and the step operator of each GPU step that names one (raises ConfigError)."""
     from zenml.client import Client
 
     stack = Client().active_stack
     operators = {}
-    for step in GPU_STEPS:
+    for step in (s.name for s in steps if s.gpu):
         chosen = step_config(raw, step).get("step_operator")
         if chosen is None or chosen is False:
             continue
@@ -75,7 +78,7 @@ def locate_steps(raw: Mapping[str, Any], label: str) -> Placement:
                 f"operator (it has: {have}); add one to the stack or remove the line"
             )
         operators[step] = operator
-    return Placement(stack=stack, step_operators=operators)
+    return Placement(stack=stack, steps=steps, step_operators=operators)
 
 
 def _component_settings(raw: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
@@ -203,18 +206,22 @@ def _environment(raw: Mapping[str, Any], step: str) -> dict[str, Any]:
     return {**(raw.get("environment") or {}), **(step_config(raw, step).get("environment") or {})}
 
 
-def check_tokens(cfg: RunConfig, raw: Mapping[str, Any], label: str, stack: Any, keys: Mapping[str, set[str]]) -> None:
+def check_tokens(cfg: RunConfig, raw: Mapping[str, Any], label: str, placement: Placement,
+                 keys: Mapping[str, set[str]]) -> None:
     """HF_TOKEN reaches every step that reads a gated model (and the push); COMET_API_KEY reaches the Comet steps."""
+    stack = placement.stack
+    model_steps = tuple(s.name for s in placement.steps if s.reads_model)
+    comet_steps = tuple(s.name for s in placement.steps if s.writes_comet)
     needs: list[tuple[str, tuple[str, ...], str]] = []
     if not cfg.model.gguf_file and is_gated_family(cfg.model.name):
-        needs.append((HF_TOKEN, MODEL_STEPS, f"model.name '{cfg.model.name}' is gated on the Hub"))
+        needs.append((HF_TOKEN, model_steps, f"model.name '{cfg.model.name}' is gated on the Hub"))
     if cfg.export.push:
         needs.append((HF_TOKEN, ("push_merged",), "export.push is on"))
     tracker = stack.experiment_tracker
     if COMET in cfg.training.report_to and not (tracker is not None and tracker.flavor == "comet"):
-        offline = all(str(_environment(raw, s).get("COMET_MODE", "")).lower() == "offline" for s in COMET_STEPS)
+        offline = all(str(_environment(raw, s).get("COMET_MODE", "")).lower() == "offline" for s in comet_steps)
         if not offline:
-            needs.append((COMET_API_KEY, COMET_STEPS, "training.report_to has comet_ml"))
+            needs.append((COMET_API_KEY, comet_steps, "training.report_to has comet_ml"))
     for variable, steps, why in needs:
         missing = [s for s in steps if variable not in keys_reaching(s, raw, keys, stack)]
         if missing:
@@ -225,18 +232,18 @@ def check_tokens(cfg: RunConfig, raw: Mapping[str, Any], label: str, stack: Any,
             )
 
 
-def check_stack(cfg: RunConfig, raw: Mapping[str, Any], label: str) -> Placement:
-    """The checks that depend on the active stack; returns where the steps run (raises ConfigError).
+def check_stack(cfg: RunConfig, raw: Mapping[str, Any], label: str, steps: Sequence[StepFacts]) -> Placement:
+    """The checks that depend on the active stack; returns where the pipeline's `steps` run (raises ConfigError).
 
     Named secrets must exist wherever the steps run (ZenML's compiler stops with a traceback otherwise);
     the rest only matters when they run elsewhere.
     """
-    placement = locate_steps(raw, label)
+    placement = locate_steps(raw, label, steps)
     check_settings_match_stack(raw, label, placement.stack)
     keys = secret_keys(raw, label)
     if placement.on_this_machine:
         return placement
     check_artifact_store(placement)
     check_server(placement)
-    check_tokens(cfg, raw, label, placement.stack, keys)
+    check_tokens(cfg, raw, label, placement, keys)
     return placement
