@@ -1,4 +1,6 @@
 # `make demo` and `make test` set everything up on a fresh machine (venv, pinned install) first.
+# `make test` is the unit tier: no pipeline run, no torchrun, no container, no browser. `make test-all` runs every
+# tier (what .ci/run calls); `gpu_image` runs only when selected (pytest -m gpu_image).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
@@ -6,7 +8,7 @@ PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 export ZENML_ANALYTICS_OPT_IN ?= false
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test lint gpu-install clean dashboard dashboard-stop
+.PHONY: install demo test test-all lint gpu-install clean dashboard dashboard-stop
 
 install: $(STAMP)
 
@@ -20,8 +22,19 @@ $(STAMP):
 demo: $(STAMP)
 	$(PY) run.py --config configs/demo.yaml
 
+UNIT_TIER := not (pipeline or ddp or gguf or remote or docker or dashboard or gpu_image)
+
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -m "$(UNIT_TIER)"
+
+# The container tier builds two images from nothing (mostly waiting on disk and processes), so it runs beside the
+# other tiers instead of after them; its log follows theirs.
+test-all: $(STAMP)
+	@log=$$(mktemp); $(PY) -m pytest -m docker -q >$$log 2>&1 & docker=$$!; \
+	$(PY) -m pytest -m "not docker"; rest=$$?; \
+	wait $$docker; containers=$$?; tail -n 25 $$log; rm -f $$log; \
+	[ $$containers = 0 ] || echo "pytest -m docker failed (exit $$containers)"; \
+	[ $$rest = 0 ] && [ $$containers = 0 ]
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

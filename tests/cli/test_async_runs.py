@@ -19,6 +19,8 @@ import pytest
 
 from tests.helpers import ROOT, STEPS, tiny_parameters, write_config
 
+pytestmark = pytest.mark.pipeline
+
 PROBE = "import sys; exec(sys.argv[1]); import run; sys.exit(run.main(sys.argv[2:]))"
 FAKE_SERVER_URL = ("import zenml.utils.dashboard_utils as d; "
                    "d.get_run_url = lambda run: f'https://zenml.example/projects/default/runs/{run.id}'")

@@ -4,7 +4,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import ROOT
+
+pytestmark = pytest.mark.pipeline
 
 DECLARED = ["train_dataset", "test_dataset"]
 

@@ -25,6 +25,8 @@ HEAVY = ("torch", "datasets", "transformers", "trl", "peft", "accelerate", "zenm
 
 PROBE = r"""
 import importlib.abc, importlib.util, sys
+
+pytestmark = pytest.mark.pipeline
 allowed = set(filter(None, sys.argv[1].split(",")))
 
 class BlockHeavy(importlib.abc.MetaPathFinder, importlib.abc.Loader):

@@ -4,6 +4,7 @@ parent pipeline's own data step. Tiny model, two training steps."""
 from pathlib import Path
 from typing import Annotated
 
+import pytest
 import yaml
 from datasets import Dataset
 from zenml import pipeline, step
@@ -12,6 +13,8 @@ from zenml.client import Client
 from tests.helpers import GENERAL_ROWS, STEPS, TWIN_ROWS, statuses, tiny_parameters
 from twinsft.cli.config_file import parse_parameters
 from twinsft.steps.dataset_materializer import DatasetMaterializer
+
+pytestmark = pytest.mark.pipeline
 
 ARTIFACT = "llmtwin_instruct_dataset"
 

@@ -14,6 +14,8 @@ import yaml
 
 from tests.helpers import GENERAL_ROWS, STEPS, TWIN_ROWS, tiny_parameters, write_jsonl
 
+pytestmark = pytest.mark.pipeline
+
 MODEL_NAME = "twinsft-observability-test"
 
 

@@ -5,7 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import ROOT
+
+pytestmark = pytest.mark.pipeline  # the wheel built and imported end to end
 
 PROBE = """
 import steps, pipelines, twinsft

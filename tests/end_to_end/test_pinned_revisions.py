@@ -16,6 +16,8 @@ from tests.end_to_end.test_pipeline import run_pipeline
 from tests.helpers import STEPS, statuses, tiny_parameters
 from tests.pinning.test_pinning import cache_snapshot
 
+pytestmark = pytest.mark.pipeline
+
 REPO = "twinsft-test/pinned-tiny"
 A, B = "1" * 40, "2" * 40
 # The step parameter that carries the model into each step (split takes none).

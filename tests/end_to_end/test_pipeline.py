@@ -13,6 +13,8 @@ import yaml
 from tests.helpers import GENERAL_ROWS, ROOT, STEPS, statuses, tiny_parameters, write_jsonl
 from twinsft.prompts import ALPACA
 
+pytestmark = pytest.mark.pipeline
+
 
 def fresh(run):
     from zenml.client import Client

@@ -13,6 +13,8 @@ import yaml
 from tests.fake_hub import FakeHub
 from tests.helpers import STEPS, statuses, tiny_parameters
 
+pytestmark = pytest.mark.pipeline
+
 HF_TOKEN = "hf_FAKEsecretTOKEN_5f3a9c"
 COMET_KEY = "cometFAKEsecretKEY_77b1e2"
 

@@ -21,6 +21,8 @@ KILLER = r"""
 import os, signal, sys
 import transformers
 
+pytestmark = pytest.mark.pipeline
+
 class KillAfterSave(transformers.TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         if state.global_step >= int(sys.argv[1]):

@@ -9,6 +9,8 @@ from tests.helpers import tiny_parameters
 from twinsft.cli.quiet_tracebacks import quiet_user_error_tracebacks
 from twinsft.errors import DataError
 
+pytestmark = pytest.mark.pipeline
+
 
 def test_step_user_error_is_logged_without_traceback(tmp_path, tiny_model_dir, data_files, caplog):
     from pipelines import sft_pipeline

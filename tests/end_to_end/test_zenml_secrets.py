@@ -15,6 +15,8 @@ from tests.fake_hub import FakeHub
 from tests.helpers import ROOT, STEPS, statuses
 from twinsft.cli.config_file import load_run
 
+pytestmark = pytest.mark.pipeline
+
 COMET_KEY = "cometFAKEzenmlSECRET_4d0c9a"
 
 

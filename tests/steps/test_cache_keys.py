@@ -1,64 +1,20 @@
 """Each step's cache key covers the twinsft code the step imports, and only that code.
 
-The closure is walked here with `ast`, independently of `twinsft.runtime.code_files` (which the
-steps' `code_key` hashes): every module an import statement names (function bodies included),
-followed through the modules it names in turn.
+The closure is walked with `ast` (tests/import_graph.py), independently of `twinsft.runtime.code_files` (which
+the steps' `code_key` hashes): every module an import statement names (function bodies included), followed
+through the modules it names in turn.
 """
 
 from __future__ import annotations
 
-import ast
 import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, STEPS
+from tests.helpers import STEPS
+from tests.import_graph import PACKAGE, imported_closure
 from twinsft import runtime
-
-PACKAGE = ROOT / "twinsft"
-
-
-def module_file(name: str) -> Path | None:
-    if name != "twinsft" and not name.startswith("twinsft."):
-        return None
-    base = PACKAGE.joinpath(*name.split(".")[1:])
-    return next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
-
-
-class ImportNames(ast.NodeVisitor):
-    """The twinsft modules one file's import statements name, at any depth of the file."""
-
-    def __init__(self, module: str, path: Path):
-        self.package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
-        self.names: list[str] = []
-
-    def visit_Import(self, node: ast.Import) -> None:
-        self.names.extend(alias.name for alias in node.names)
-
-    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
-        origin = node.module or ""
-        if node.level:  # relative to this file's package
-            up = self.package.split(".")[: self.package.count(".") + 2 - node.level]
-            origin = ".".join([*up, origin]) if origin else ".".join(up)
-        for alias in node.names:
-            # `from package import submodule` names the submodule; any other name is defined in `origin`.
-            self.names.append(f"{origin}.{alias.name}" if module_file(f"{origin}.{alias.name}") else origin)
-
-
-def imported_closure(module: str) -> dict[str, Path]:
-    """twinsft modules `module` imports, directly or through the modules it imports."""
-    found: dict[str, Path] = {}
-    frontier = {module}
-    while frontier:
-        name = frontier.pop()
-        path = module_file(name)
-        if path is not None and name not in found:
-            found[name] = path
-            visitor = ImportNames(name, path)
-            visitor.visit(ast.parse(path.read_text()))
-            frontier.update(visitor.names)
-    return found
 
 
 def missing_from_key(step: str, key_files: list[Path]) -> list[str]:
