@@ -1,6 +1,6 @@
 """Each step's cache key covers the twinsft code the step imports, and only that code.
 
-The closure is walked with `ast` (tests/import_graph.py), independently of `twinsft.runtime.code_files` (which
+The closure is walked with `ast` (tests/import_graph.py), independently of `twinsft.pinning.code.code_files` (which
 the steps' `code_key` hashes): every module an import statement names (function bodies included), followed
 through the modules it names in turn.
 """
@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers import STEPS
 from tests.import_graph import PACKAGE, imported_closure
-from twinsft import runtime
+from twinsft.pinning import code
 
 
 def missing_from_key(step: str, key_files: list[Path]) -> list[str]:
@@ -25,11 +25,11 @@ def missing_from_key(step: str, key_files: list[Path]) -> list[str]:
 
 @pytest.mark.parametrize("step", STEPS)
 def test_every_module_a_step_imports_is_in_its_cache_key(step):
-    assert missing_from_key(step, runtime.code_files(f"twinsft.steps.{step}")) == []
+    assert missing_from_key(step, code.code_files(f"twinsft.steps.{step}")) == []
 
 
 def test_the_check_catches_a_key_that_leaves_an_imported_module_out():
-    key = [p for p in runtime.code_files("twinsft.steps.split") if p.name != "formatting.py"]
+    key = [p for p in code.code_files("twinsft.steps.split") if p.name != "formatting.py"]
     assert missing_from_key("split", key) == ["twinsft.data.formatting"]
 
 
@@ -43,19 +43,19 @@ def test_steps_import_their_own_stage_and_not_the_others():
 def test_editing_a_module_changes_the_keys_of_the_steps_that_import_it_only(tmp_path, monkeypatch):
     copy = tmp_path / "twinsft"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(runtime, "PACKAGE_DIR", copy)
-    before = {step: runtime.code_digest(f"twinsft.steps.{step}") for step in STEPS}
-    assert before == {step: runtime.code_digest(f"twinsft.steps.{step}") for step in STEPS}  # stable
+    monkeypatch.setattr(code, "PACKAGE_DIR", copy)
+    before = {step: code.code_digest(f"twinsft.steps.{step}") for step in STEPS}
+    assert before == {step: code.code_digest(f"twinsft.steps.{step}") for step in STEPS}  # stable
 
     with (copy / "data" / "formatting.py").open("a") as fh:
         fh.write("\n# an edit\n")
-    after = {step: runtime.code_digest(f"twinsft.steps.{step}") for step in STEPS}
+    after = {step: code.code_digest(f"twinsft.steps.{step}") for step in STEPS}
     changed = sorted(step for step in STEPS if after[step] != before[step])
     assert changed == ["format_alpaca", "split"]
 
     with (copy / "training" / "fine_tune.py").open("a") as fh:
         fh.write("\n# an edit\n")
-    changed = sorted(step for step in STEPS if runtime.code_digest(f"twinsft.steps.{step}") != after[step])
+    changed = sorted(step for step in STEPS if code.code_digest(f"twinsft.steps.{step}") != after[step])
     assert changed == ["train_sft"]
 
 

@@ -9,12 +9,10 @@ from zenml.config import CachePolicy
 from twinsft.config import ModelSource
 from twinsft.data.formatting import render_alpaca
 from twinsft.models import load_tokenizer, token_lengths
-from twinsft.runtime import code_digest
+from twinsft.pinning.code import code_key_of
 from twinsft.steps.dataset_materializer import DatasetMaterializer
 
-
-def code_key() -> str:
-    return code_digest(__name__)  # this module and all twinsft code it imports
+code_key = code_key_of(__name__)  # this module and all twinsft code it imports
 
 
 @step(output_materializers=DatasetMaterializer, cache_policy=CachePolicy(cache_func=code_key))

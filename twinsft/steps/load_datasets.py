@@ -14,12 +14,10 @@ from twinsft.data.hashing import content_hash
 from twinsft.data.mix import load_mix_report
 from twinsft.data.sources.rows import origin
 from twinsft.models import load_tokenizer, token_lengths
-from twinsft.runtime import code_digest
+from twinsft.pinning.code import code_key_of
 from twinsft.steps.dataset_materializer import DatasetMaterializer
 
-
-def code_key() -> str:
-    return code_digest(__name__)  # this module and all twinsft code it imports
+code_key = code_key_of(__name__)  # this module and all twinsft code it imports
 
 
 @step(output_materializers={"raw_dataset": DatasetMaterializer}, cache_policy=CachePolicy(cache_func=code_key))

@@ -16,15 +16,14 @@ from twinsft.config import DataSpec, ExportSpec, LoraSpec, ModelSpec, TrainingSp
 from twinsft.export import ExportResult, export_merged
 from twinsft.export.hub import hub_token
 from twinsft.export.model_card import render_card
-from twinsft.runtime import code_digest
+from twinsft.pinning.code import code_key_of
 from twinsft.steps.model_folder import ModelFolder, ModelFolderMaterializer, local_dir
 from twinsft.training.report import TrainReport
 
 log = logging.getLogger(__name__)
 
 
-def code_key() -> str:
-    return code_digest(__name__)  # this module and all twinsft code it imports
+code_key = code_key_of(__name__)  # this module and all twinsft code it imports
 
 
 def export_folder(export: ExportSpec) -> Path | None:

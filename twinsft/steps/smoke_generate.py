@@ -12,15 +12,13 @@ from twinsft.checks.machine import check_machine
 from twinsft.config import GenerationSpec, ModelSpec
 from twinsft.generation.evaluate import EvalReport, check_eval_samples, evaluate_held_out
 from twinsft.generation.greedy import generate, load_adapted
-from twinsft.runtime import code_digest
+from twinsft.pinning.code import code_key_of
 from twinsft.steps.evaluation_materializer import EvalReportMaterializer
 from twinsft.steps.model_folder import ModelFolder, local_dir
 from twinsft.steps.visualizations import GenerationMaterializer, SmokeResponse
 from twinsft.tracking import existing_experiment
 
-
-def code_key() -> str:
-    return code_digest(__name__)  # this module and all twinsft code it imports
+code_key = code_key_of(__name__)  # this module and all twinsft code it imports
 
 
 @step(

@@ -8,12 +8,10 @@ from zenml.config import CachePolicy
 
 from twinsft.config import SplitSpec
 from twinsft.data.formatting import split_dataset
-from twinsft.runtime import code_digest
+from twinsft.pinning.code import code_key_of
 from twinsft.steps.dataset_materializer import DatasetMaterializer
 
-
-def code_key() -> str:
-    return code_digest(__name__)  # this module and all twinsft code it imports
+code_key = code_key_of(__name__)  # this module and all twinsft code it imports
 
 
 # A mapping, not one class: ZenML 0.98 expands a single materializer over a set of output names, whose

@@ -11,7 +11,8 @@ from zenml.enums import ArtifactType
 
 from twinsft.checks.machine import check_machine
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
-from twinsft.runtime import code_digest, import_unsloth_first
+from twinsft.pinning.code import code_key_of
+from twinsft.runtime import import_unsloth_first
 from twinsft.steps.model_folder import ModelFolder, ModelFolderMaterializer
 from twinsft.steps.model_version import model_version_metadata
 from twinsft.steps.visualizations import TrainReportMaterializer
@@ -19,9 +20,7 @@ from twinsft.tracking import training_experiment
 from twinsft.training import TrainReport
 from twinsft.training.launch import train
 
-
-def code_key() -> str:
-    return code_digest(__name__)  # this module and all twinsft code it imports
+code_key = code_key_of(__name__)  # this module and all twinsft code it imports
 
 
 @step(

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 from twinsft import storage
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
 from twinsft.data.hashing import content_hash
-from twinsft.runtime import code_digest, library_versions
+from twinsft.pinning.code import code_digest
+from twinsft.runtime import library_versions
 
 if TYPE_CHECKING:
     from datasets import Dataset
