@@ -21,12 +21,13 @@ import yaml
 
 from tests.helpers import ROOT, tiny_parameters
 
+pytestmark = pytest.mark.pipeline
+
 HEAVY = ("torch", "datasets", "transformers", "trl", "peft", "accelerate", "zenml")
 
 PROBE = r"""
 import importlib.abc, importlib.util, sys
 
-pytestmark = pytest.mark.pipeline
 allowed = set(filter(None, sys.argv[1].split(",")))
 
 class BlockHeavy(importlib.abc.MetaPathFinder, importlib.abc.Loader):

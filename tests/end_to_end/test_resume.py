@@ -15,13 +15,14 @@ import yaml
 from tests.helpers import ROOT, STEPS, tiny_parameters
 from twinsft.training import resume
 
+pytestmark = pytest.mark.pipeline
+
 # run.py, with a Trainer callback that SIGKILLs the process right after the checkpoint at step argv[1]:
 # a real crash (no cleanup, no exception handling), at a point the test can rely on.
 KILLER = r"""
 import os, signal, sys
 import transformers
 
-pytestmark = pytest.mark.pipeline
 
 class KillAfterSave(transformers.TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
