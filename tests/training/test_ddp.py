@@ -21,8 +21,9 @@ from tests.helpers import training_spec
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
 from twinsft.errors import ConfigError
 from twinsft.training import resume
-from twinsft.training.distributed import ERRORS, split_batch
+from twinsft.training.distributed import ERRORS
 from twinsft.training.launch import TrainingProcessError, _failure, resolve_processes, train, train_on_processes
+from twinsft.training.world import split_batch
 
 LOSS_TOLERANCE = 1e-4  # relative, per logged step
 EVAL_TOLERANCE = 1e-3

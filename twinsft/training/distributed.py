@@ -25,73 +25,21 @@ from pathlib import Path
 from typing import Any
 
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
-from twinsft.errors import ConfigError, UserError
+from twinsft.errors import UserError
+from twinsft.training.world import (
+    World,
+    barrier,
+    join_process_group,
+    largest_over_ranks,
+    leave_process_group,
+    split_batch,
+)
 
 PROTOCOL = "@twinsft "
 INPUTS = "inputs.json"
 REPORT = "report.json"
 ERRORS = "errors"
 STEP_PID_ENV = "TWINSFT_STEP_PID"
-
-
-# ---------------------------------------------------------------- the world: ranks and the batch split
-
-
-@dataclass(frozen=True)
-class World:
-    rank: int
-    local_rank: int
-    size: int
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> World:
-        """The rank torchrun gave this process (RANK, LOCAL_RANK, WORLD_SIZE); one process without them."""
-        return cls(int(env.get("RANK", 0)), int(env.get("LOCAL_RANK", 0)), int(env.get("WORLD_SIZE", 1)))
-
-
-def split_batch(training: TrainingSpec, processes: int) -> TrainingSpec:
-    """The configured effective batch (micro-batch x accumulation, as for one process) split across processes.
-
-    Each process gets effective / processes sequences per optimizer step: the configured micro-batch when
-    it divides that, else the largest micro-batch below it that does; accumulation makes up the rest.
-    """
-    effective = training.per_device_train_batch_size * training.gradient_accumulation_steps
-    if processes == 1:
-        return training
-    if effective % processes:
-        raise ConfigError(
-            f"training: the effective batch per_device_train_batch_size x gradient_accumulation_steps = "
-            f"{training.per_device_train_batch_size} x {training.gradient_accumulation_steps} = {effective} "
-            f"cannot be split across {processes} processes; make it a multiple of {processes} "
-            f"or set training.num_processes to a divisor of {effective}"
-        )
-    per_rank = effective // processes
-    micro = next(m for m in range(min(training.per_device_train_batch_size, per_rank), 0, -1) if per_rank % m == 0)
-    return training.model_copy(update={"per_device_train_batch_size": micro,
-                                       "gradient_accumulation_steps": per_rank // micro})
-
-
-def barrier() -> None:
-    """Wait for every rank (a no-op in a single process)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
-def largest_over_ranks(value: float) -> float:
-    """The maximum of `value` over all ranks (the value itself in a single process)."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return value
-    values: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(values, value)
-    return max(values)
 
 
 # ---------------------------------------------------------------- one rank's run
@@ -182,23 +130,6 @@ def run_rank(folder: Path, world: World) -> None:
     barrier()  # no rank leaves (and no process group ends) while rank 0 still writes
 
 
-def _init_process_group(world: World) -> None:
-    """NCCL between GPUs, gloo on a CPU; each rank on the GPU of its LOCAL_RANK (runtime.device_map reads it)."""
-    import torch
-    import torch.distributed as dist
-
-    if torch.cuda.is_available():
-        torch.cuda.set_device(world.local_rank)
-    else:  # without it transformers takes a CPU-only rank for a lone process, and no gradient is shared
-        os.environ["ACCELERATE_USE_CPU"] = "true"
-        # A CPU rank's device is `cpu:<rank>`, and a resume loads the optimizer state onto it; torch.load
-        # knows only `cpu`. Teach it that `cpu:<n>` is the CPU too.
-        torch.serialization.register_package(
-            5, lambda obj: None, lambda obj, location: obj if location.startswith("cpu:") else None)
-    if world.size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-
-
 def _write_error(folder: Path, world: World, exc: BaseException) -> None:
     errors = folder / ERRORS
     errors.mkdir(exist_ok=True)
@@ -248,16 +179,13 @@ def main(argv: list[str]) -> int:
         from twinsft.runtime import import_unsloth_first
 
         import_unsloth_first(TrainingSpec(**RankInputs.read(folder).training).backend)  # before transformers
-        _init_process_group(world)
+        join_process_group(world)
         run_rank(folder, world)
     except BaseException as exc:
         _write_error(folder, world, exc)
         return 2 if isinstance(exc, UserError) else 1
     finally:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
+        leave_process_group()
     return 0
 
 

@@ -36,10 +36,11 @@ from twinsft import errors
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
 from twinsft.errors import ConfigError
 from twinsft.training import resume
-from twinsft.training.distributed import ERRORS, PROTOCOL, REPORT, STEP_PID_ENV, RankInputs, split_batch
+from twinsft.training.distributed import ERRORS, PROTOCOL, REPORT, STEP_PID_ENV, RankInputs
 from twinsft.training.fine_tune import train_lora
 from twinsft.training.out_of_memory import OutOfMemory
 from twinsft.training.report import TrainReport
+from twinsft.training.world import split_batch
 
 if TYPE_CHECKING:
     from datasets import Dataset

@@ -32,6 +32,7 @@ from twinsft import storage
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
 from twinsft.data.hashing import content_hash
 from twinsft.runtime import code_digest, library_versions
+from twinsft.training.world import barrier
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -188,8 +189,6 @@ def mark_complete_callback(store: str | None = None) -> Any:
 
     class MarkCheckpointComplete(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-            from twinsft.training.distributed import barrier
-
             barrier()  # under DDP every rank writes its own RNG state into the folder: complete once all have
             if state.is_world_process_zero:
                 save_complete(args.output_dir, state.global_step, store)
