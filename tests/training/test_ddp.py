@@ -247,7 +247,7 @@ def test_ranks_end_when_the_step_process_dies(tmp_path):
 
     step = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     rank = subprocess.Popen(
-        [sys.executable, "-c", "import time; from twinsft.training.distributed import end_with_step; "
+        [sys.executable, "-c", "import time; from twinsft.training.rank import end_with_step; "
          "end_with_step(every_s=0.1); time.sleep(60)"],
         env={**os.environ, "TWINSFT_STEP_PID": str(step.pid)},
     )

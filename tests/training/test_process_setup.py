@@ -15,7 +15,7 @@ from twinsft import runtime
 from twinsft.config import LoraSpec, ModelSpec
 
 # Every module that could reach these functions in the one-process path, and the rank entry point beside it.
-MODULES = ("twinsft.steps.train_sft", "twinsft.training.launch", "twinsft.training.fit", "twinsft.training.distributed")
+MODULES = ("twinsft.steps.train_sft", "twinsft.training.launch", "twinsft.training.fit", "twinsft.training.rank")
 
 
 def count_calls(monkeypatch: pytest.MonkeyPatch, function: Callable) -> list[tuple]:

@@ -2,7 +2,7 @@
 and the report.
 
 The step's own process and every torchrun rank run this one function (training.launch starts them,
-training.distributed is a rank's entry point); only the world differs. Its import closure is the training code
+training.rank is a rank's entry point); only the world differs. Its import closure is the training code
 the checkpoint key hashes (resume.run_key), so it imports neither the launcher nor the rank entry point
 nor their hand-off: editing how ranks start or what they log must not turn a resume into a fresh start.
 """

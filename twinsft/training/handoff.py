@@ -1,4 +1,4 @@
-"""What passes between the launcher (training.launch) and the torchrun ranks (training.distributed), both ends of each.
+"""What passes between the launcher (training.launch) and the torchrun ranks (training.rank), both ends of each.
 
 DIR, a scratch folder the launcher makes per run:
 - inputs.json and the rows beside it (train/, test/): the job, the resume point, whether metrics are wanted;

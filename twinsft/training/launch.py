@@ -2,7 +2,7 @@
 
 `training.num_processes` picks: 1 trains here; N > 1 (or `auto` on a machine with several GPUs)
 writes the job to a scratch folder (training.handoff) and runs
-`torchrun --standalone --nproc-per-node N -m twinsft.training.distributed DIR` (DDP, one process per GPU),
+`torchrun --standalone --nproc-per-node N -m twinsft.training.rank DIR` (DDP, one process per GPU),
 relays rank 0's progress lines and metrics as they come, and reads back the report; rank 0 writes
 the adapter straight into the job's `adapter_dir`. Both ways run the one training body
 (training.fit), so the caller (the `train_sft` step) cannot tell them apart but by the report's
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LAUNCHER_ENV = "TWINSFT_LAUNCHER"
-RANK_MODULE = "twinsft.training.distributed"  # what torchrun runs in each rank; by name: this module never imports it
+RANK_MODULE = "twinsft.training.rank"  # what torchrun runs in each rank; by name: this module never imports it
 
 
 def resolve_processes(training: TrainingSpec) -> int:

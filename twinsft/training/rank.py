@@ -1,7 +1,7 @@
-"""One rank of a multi-process (DDP) training run, as torchrun starts it: `python -m twinsft.training.distributed DIR`.
+"""One rank of a multi-process (DDP) training run, as torchrun starts it: `python -m twinsft.training.rank DIR`.
 
 `twinsft.training.launch` writes DIR (training.handoff: the rows, the job, the resume point) and starts
-`torchrun --standalone --nproc-per-node N -m twinsft.training.distributed DIR`. Every rank loads the model
+`torchrun --standalone --nproc-per-node N -m twinsft.training.rank DIR`. Every rank loads the model
 onto its own GPU (LOCAL_RANK), trains its share of each batch through the one training body
 (training.fit), and the Trainer (through accelerate) synchronises the LoRA gradients. Rank 0 alone
 prints progress, forwards the tracker's metrics, marks checkpoints complete and writes the adapter and
