@@ -80,7 +80,7 @@ def run_variant(case: dict[str, str], variant: str, model_dir: Path, tokenizer_d
 
     from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
     from twinsft.runtime import cuda_available, device_name, library_versions
-    from twinsft.training.launch import train
+    from twinsft.training import TrainingJob, train
 
     on_gpu = cuda_available()
     model = ModelSpec(name=str(model_dir), max_seq_length=SEQ_LEN, load_in_4bit=case["mode"] == "qlora")
@@ -99,8 +99,9 @@ def run_variant(case: dict[str, str], variant: str, model_dir: Path, tokenizer_d
         if "tokens_per_s" in metrics:
             rates.append((step, metrics["tokens_per_s"]))
 
-    report = train(train_ds, eval_ds, model, LoraSpec(r=32, alpha=32, target_modules=TARGETS), training,
-                   Path(tempfile.mkdtemp(prefix="bench-adapter-")), metrics=sink)
+    job = TrainingJob(train_ds, eval_ds, model, LoraSpec(r=32, alpha=32, target_modules=TARGETS), training,
+                      Path(tempfile.mkdtemp(prefix="bench-adapter-")))
+    report = train(job, metrics=sink)
     measured = [rate for step, rate in rates if step > warmup]
     return {
         "case": case["name"], "variant": variant, "backend": report.backend, "mode": case["mode"],

@@ -20,9 +20,10 @@ from safetensors.torch import load_file
 from tests.helpers import training_spec
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
 from twinsft.errors import ConfigError
-from twinsft.training import resume
-from twinsft.training.distributed import ERRORS, split_batch
-from twinsft.training.launch import TrainingProcessError, _failure, resolve_processes, train, train_on_processes
+from twinsft.training import TrainingJob, resume
+from twinsft.training.handoff import ERRORS, TrainingProcessError, rank_failure
+from twinsft.training.launch import resolve_processes, train, train_on_processes
+from twinsft.training.world import split_batch
 
 LOSS_TOLERANCE = 1e-4  # relative, per logged step
 EVAL_TOLERANCE = 1e-3
@@ -38,6 +39,10 @@ def spec(tmp_path: Path, **overrides) -> TrainingSpec:
 
 def model_args(tiny_model_dir: Path) -> tuple[ModelSpec, LoraSpec]:
     return ModelSpec(name=str(tiny_model_dir), max_seq_length=128), LoraSpec(r=4, alpha=8)
+
+
+def job(text_splits, tiny_model_dir: Path, training: TrainingSpec, adapter_dir: Path) -> TrainingJob:
+    return TrainingJob(*text_splits, *model_args(tiny_model_dir), training, adapter_dir)
 
 
 # ---------------------------------------------------------------- without launching
@@ -75,7 +80,7 @@ def test_the_checkpoint_key_holds_the_world_size_not_the_setting(tmp_path, tiny_
 
 def test_a_batch_that_cannot_be_split_fails_before_any_process_starts(tmp_path, tiny_model_dir, text_splits):
     with pytest.raises(ConfigError, match="cannot be split across 3 processes"):
-        train_on_processes(*text_splits, *model_args(tiny_model_dir), spec(tmp_path), tmp_path / "a", processes=3)
+        train_on_processes(job(text_splits, tiny_model_dir, spec(tmp_path), tmp_path / "a"), processes=3)
     assert not (tmp_path / "ckpt").exists()
 
 
@@ -88,14 +93,14 @@ def _error_file(folder: Path, rank: int, kind: str, message: str, user_error: bo
 
 def test_a_rank_s_error_becomes_one_exception(tmp_path):
     _error_file(tmp_path, 1, "ValueError", "bad\nshape", user_error=False)
-    crash = _failure(tmp_path, 1, tail=[])
+    crash = rank_failure(tmp_path, 1, tail=[])
     assert isinstance(crash, TrainingProcessError)
     assert str(crash) == "training process rank 1 failed: ValueError: bad shape"
     _error_file(tmp_path, 0, "ConfigError", "training.x: fix it", user_error=True)  # bad input wins over its echo
-    bad_input = _failure(tmp_path, 1, tail=[])
+    bad_input = rank_failure(tmp_path, 1, tail=[])
     assert type(bad_input) is ConfigError and str(bad_input) == "training.x: fix it"
-    silent = _failure(tmp_path / "none", 1, tail=["  exitcode  : -9 (pid: 7)", "  traceback : Signal 9 (SIGKILL)",
-                                                  "====="])
+    silent = rank_failure(tmp_path / "none", 1, tail=["  exitcode  : -9 (pid: 7)", "  traceback : Signal 9 (SIGKILL)",
+                                                      "====="])
     assert str(silent) == ("torchrun exited with status 1 before any rank reported an error: "
                            "exitcode  : -9 (pid: 7) / traceback : Signal 9 (SIGKILL)")
 
@@ -155,7 +160,7 @@ def runs(tiny_model_dir, text_splits, tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
     one = train_lora(*text_splits, *model_args(tiny_model_dir), spec(out / "one"), out / "one" / "adapter")
     sent: list[tuple[int, dict]] = []
-    two = train(*text_splits, *model_args(tiny_model_dir), spec(out / "two", num_processes=2), out / "two" / "adapter",
+    two = train(job(text_splits, tiny_model_dir, spec(out / "two", num_processes=2), out / "two" / "adapter"),
                 metrics=lambda metrics, step: sent.append((step, dict(metrics))))
     return one, two, out, sent
 
@@ -207,7 +212,7 @@ def test_rank_zero_writes_the_adapter_once_and_cleans_up(runs):
 def test_bad_input_in_one_rank_is_one_line_and_ends_the_other(tmp_path, tiny_model_dir, text_splits, failing_rank):
     failing_rank(1, "bad-input")
     with pytest.raises(ConfigError) as raised:
-        train(*text_splits, *model_args(tiny_model_dir), spec(tmp_path, num_processes=2), tmp_path / "adapter")
+        train(job(text_splits, tiny_model_dir, spec(tmp_path, num_processes=2), tmp_path / "adapter"))
     assert str(raised.value) == "training.example: this rank found bad input; fix it"  # exit 2 in run.py
     assert not (tmp_path / "adapter").exists()
 
@@ -218,7 +223,7 @@ def test_a_killed_rank_ends_the_run_and_the_rerun_resumes(tmp_path, tiny_model_d
     training = spec(tmp_path, num_processes=2)
     failing_rank(1, "sigkill")
     with pytest.raises(TrainingProcessError):
-        train(*text_splits, *model_args(tiny_model_dir), training, tmp_path / "adapter")
+        train(job(text_splits, tiny_model_dir, training, tmp_path / "adapter"))
     (folder,) = (tmp_path / "ckpt").iterdir()
     complete = resume.latest_complete(folder)
     assert complete is not None and complete.name in ("checkpoint-3", "checkpoint-6")
@@ -226,7 +231,7 @@ def test_a_killed_rank_ends_the_run_and_the_rerun_resumes(tmp_path, tiny_model_d
     assert {p.name for p in complete.glob("rng_state_*.pth")} == {"rng_state_0.pth", "rng_state_1.pth"}
 
     failing_rank(-1, "none")
-    resumed = train(*text_splits, *model_args(tiny_model_dir), training, tmp_path / "adapter")
+    resumed = train(job(text_splits, tiny_model_dir, training, tmp_path / "adapter"))
     assert resumed.num_processes == 2 and resumed.resumed_from_step == step
     assert resumed.steps == STEPS
     assert [p.loss for p in resumed.train_losses] == pytest.approx(
@@ -242,7 +247,7 @@ def test_ranks_end_when_the_step_process_dies(tmp_path):
 
     step = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     rank = subprocess.Popen(
-        [sys.executable, "-c", "import time; from twinsft.training.distributed import end_with_step; "
+        [sys.executable, "-c", "import time; from twinsft.training.rank import end_with_step; "
          "end_with_step(every_s=0.1); time.sleep(60)"],
         env={**os.environ, "TWINSFT_STEP_PID": str(step.pid)},
     )

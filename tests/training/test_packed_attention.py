@@ -1,4 +1,4 @@
-"""Packed rows through one attention call: same loss as one sample at a time (issue 13).
+"""Packed rows through one attention call: same loss as one sample at a time.
 
 The kernels that run on the GPU (torch's flash varlen, compiled flex attention) do not run here;
 what does: flex attention's eager path through transformers' own flex integration, and the GQA

@@ -20,8 +20,8 @@ from twinsft.models import gguf_path
 from twinsft.prompts import ALPACA
 from twinsft.runtime import check_training_requirements
 from twinsft.tracking import choose_mode
-from twinsft.training.distributed import split_batch
 from twinsft.training.response_loss import check_template, check_token_boundary
+from twinsft.training.world import split_batch
 
 LOCAL_PREFIXES = ("/", "./", "../", "~")
 

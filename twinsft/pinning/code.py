@@ -80,12 +80,13 @@ def code_digest(module: str) -> str:
     return h.hexdigest()
 
 
-def code_key_of(module: str) -> Callable[[], str]:
-    """A step's cache function: `code_digest(module)`, named `code_key` in `module`, which must keep it as its own
-    `code_key` (ZenML stores a cache function by its import path and loads it there)."""
+def code_key_of(module: str, *run_by_name: str) -> Callable[[], str]:
+    """A step's cache function: the digest of the code `module` runs and of the modules it starts by name
+    (`run_by_name`: a `python -m` entry point, which no import statement names). `module` must keep it as its
+    own `code_key`: ZenML stores a cache function by its import path and loads it there."""
 
     def code_key() -> str:
-        return code_digest(module)
+        return "".join(code_digest(name) for name in (module, *run_by_name))
 
     code_key.__module__ = module
     return code_key

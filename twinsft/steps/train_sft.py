@@ -17,10 +17,11 @@ from twinsft.steps.model_folder import ModelFolder, ModelFolderMaterializer
 from twinsft.steps.model_version import model_version_metadata
 from twinsft.steps.visualizations import TrainReportMaterializer
 from twinsft.tracking import training_experiment
-from twinsft.training import TrainReport
-from twinsft.training.launch import train
+from twinsft.training import TrainingJob, TrainReport
+from twinsft.training.launch import RANK_MODULE, train
 
-code_key = code_key_of(__name__)  # this module and all twinsft code it imports
+# This module and all twinsft code it imports, and the rank entry point, which torchrun runs by name.
+code_key = code_key_of(__name__, RANK_MODULE)
 
 
 @step(
@@ -40,7 +41,7 @@ def train_sft(
     """LoRA/QLoRA SFT (Unsloth or TRL + PEFT) on one or several GPUs; held-out loss before and after; adapter +
     report."""
     # First: in the step's own process (a remote stack) nothing has imported transformers yet, and the Comet
-    # callbacks below would.
+    # callbacks below would. Training in this process relies on both; torchrun's ranks prepare their own.
     import_unsloth_first(training.backend)
     check_machine(model, training)  # this machine (a pod, on a remote stack), not the client run.py checked
     adapter_dir = Path(tempfile.mkdtemp(prefix="lora-adapter-"))
@@ -48,10 +49,8 @@ def train_sft(
     params = {"model": model.model_dump(), "lora": lora.model_dump(), "training": training.model_dump()}
     with training_experiment(training.report_to, name=context.pipeline_run.name, params=params) as comet:
         # In this process, or on every GPU through torchrun (training.num_processes).
-        report = train(
-            train_dataset, test_dataset, model, lora, training, adapter_dir,
-            metrics=comet.log_metrics if comet.active else None,
-        )
+        job = TrainingJob(train_dataset, test_dataset, model, lora, training, adapter_dir)
+        report = train(job, metrics=comet.log_metrics if comet.active else None)
         comet.log_report(report)
     summary = {**report.summary(), **comet.metadata(), "model_revision": model.weights_id()}
     log_metadata(summary, infer_artifact=True, artifact_name="lora_adapter")

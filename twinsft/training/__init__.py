@@ -1,6 +1,7 @@
-"""LoRA/QLoRA supervised fine-tuning behind one function, whichever backend runs it."""
+"""LoRA/QLoRA supervised fine-tuning: one job, trained in this process or on N GPUs, whichever backend runs it."""
 
-from twinsft.training.fine_tune import train_lora
+from twinsft.training.job import TrainingJob
+from twinsft.training.launch import train, train_lora
 from twinsft.training.report import LossPoint, TrainReport
 
-__all__ = ["LossPoint", "TrainReport", "train_lora"]
+__all__ = ["LossPoint", "TrainReport", "TrainingJob", "train", "train_lora"]

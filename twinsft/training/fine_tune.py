@@ -1,4 +1,10 @@
-"""Fine-tune with TRL's SFTTrainer (either backend), measure it, and save the LoRA adapter."""
+"""The SFTTrainer set-up (either backend) that the training body (training.fit) and the benchmarks share.
+
+The memory plan, the model with its LoRA adapters, the SFTConfig and the rows for the chosen loss, in
+one trainer. The process must be ready for it: Unsloth imported before transformers and the machine's
+requirements checked (runtime.import_unsloth_first, runtime.check_training_requirements), once, where
+the process starts: the pipeline step, a torchrun rank, `train_lora`, or the benchmark itself.
+"""
 
 from __future__ import annotations
 
@@ -10,24 +16,10 @@ from typing import TYPE_CHECKING, Any
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
 from twinsft.models import resolve_model
 from twinsft.prompts import ALPACA
-from twinsft.runtime import (
-    Backend,
-    Precision,
-    check_training_requirements,
-    cuda_available,
-    device_name,
-    import_unsloth_first,
-    library_versions,
-    peak_memory_gib,
-    pick_backend,
-    pick_precision,
-)
-from twinsft.training import resume
+from twinsft.runtime import Backend, Precision, cuda_available, pick_backend, pick_precision
 from twinsft.training.backends import load_trl, load_unsloth
 from twinsft.training.memory_plan import BatchPlan, ModelShape, Workload, plan_batch
-from twinsft.training.out_of_memory import explain_out_of_memory
 from twinsft.training.packed_attention import attention_path
-from twinsft.training.report import LossPoint, TrainReport
 from twinsft.training.response_loss import check_prompts_masked, check_template, check_token_boundary, rows_for_loss
 from twinsft.training.sft_config import sft_config
 from twinsft.training.trainer import sft_trainer_class
@@ -92,11 +84,9 @@ def build_trainer(
     callbacks: list[Any] | None = None,
     output_dir: Path | None = None,
 ) -> TrainerSetup:
-    """The one SFTTrainer set-up that the step and the benchmark share."""
-    import_unsloth_first(training.backend)  # before transformers: Unsloth patches it on import
+    """The trainer for these rows and settings, ready to evaluate and train; prepare the process first (module doc)."""
     from transformers import set_seed
 
-    check_training_requirements(model, training)
     response_only = training.loss_on == "response"
     if response_only:
         check_template(ALPACA)
@@ -121,112 +111,3 @@ def build_trainer(
     if response_only:
         check_prompts_masked(trainer, backend)
     return TrainerSetup(trainer, tokenizer, training, plan, backend, precision, attention)
-
-
-def train_lora(
-    train_ds: Dataset,
-    eval_ds: Dataset,
-    model: ModelSpec,
-    lora: LoraSpec,
-    training: TrainingSpec,
-    adapter_dir: Path,
-    callbacks: list[Any] | None = None,
-) -> TrainReport:
-    """Train LoRA/QLoRA adapters on `text` rows; save adapter + tokenizer to `adapter_dir`.
-
-    Resumes from the newest complete checkpoint of the same inputs (see twinsft.training.resume).
-    `callbacks`: extra Trainer callbacks (e.g. an experiment tracker's); progress lines are built in.
-    """
-    import_unsloth_first(training.backend)  # before transformers: Unsloth patches it on import
-    from transformers import PrinterCallback
-
-    from twinsft.training.callbacks import ProgressCallback
-
-    start = resume.resume_point(train_ds, eval_ds, model, lora, training)
-    with explain_out_of_memory(model, training, "model loading"):
-        setup = build_trainer(
-            train_ds, eval_ds, model, lora, training, output_dir=start.folder,
-            callbacks=[ProgressCallback(), resume.mark_complete_callback(start.store), *(callbacks or [])],
-        )
-    setup.trainer.remove_callback(PrinterCallback)  # ProgressCallback prints a readable line instead of raw dicts
-    before, result, after = _evaluate_train_evaluate(setup, model, start)
-    _save_adapter(setup, adapter_dir)
-    report = _report(setup, model, start, before, after, result, rows=(len(train_ds), len(eval_ds)))
-    resume.finish(start, keep=setup.training.keep_checkpoints)
-    return report
-
-
-def _evaluate_train_evaluate(
-    setup: TrainerSetup, model: ModelSpec, start: resume.ResumePoint
-) -> tuple[float, Any, float]:
-    """Held-out loss before training, the training result, held-out loss after (peak memory counted from here)."""
-    trainer, training = setup.trainer, setup.training
-    if cuda_available():
-        import torch
-
-        torch.cuda.reset_peak_memory_stats()
-    with explain_out_of_memory(model, training, "evaluation"):
-        before = trainer.evaluate()["eval_loss"]
-    log.info("eval loss before training: %.4f", before)
-    if start.checkpoint is not None:
-        log.warning("resuming from %s (step %d)", start.checkpoint, start.step)
-    with explain_out_of_memory(model, training, "training"):
-        result = trainer.train(resume_from_checkpoint=str(start.checkpoint) if start.checkpoint else None)
-    with explain_out_of_memory(model, training, "evaluation"):
-        after = trainer.evaluate()["eval_loss"]
-    log.info("eval loss after training: %.4f", after)
-    return float(before), result, float(after)
-
-
-def _save_adapter(setup: TrainerSetup, adapter_dir: Path) -> None:
-    adapter_dir.mkdir(parents=True, exist_ok=True)
-    setup.trainer.model.save_pretrained(str(adapter_dir))
-    setup.tokenizer.save_pretrained(str(adapter_dir))
-
-
-def _loss_points(history: list[dict[str, Any]], key: str) -> list[LossPoint]:
-    return [LossPoint(step=int(h["step"]), loss=float(h[key])) for h in history if key in h]
-
-
-def _report(setup: TrainerSetup, model: ModelSpec, start: resume.ResumePoint, before: float, after: float,
-            result: Any, rows: tuple[int, int]) -> TrainReport:
-    trainer, training, plan = setup.trainer, setup.training, setup.plan
-    runtime = float(result.metrics.get("train_runtime", 0.0))
-    tokens = int(trainer.state.num_input_tokens_seen or 0)
-    peak, kind = peak_memory_gib()
-    trainable, total = trainer.model.get_nb_trainable_parameters()
-    history = trainer.state.log_history
-    train_losses = _loss_points(history, "loss")
-    # After a resume the Trainer's mean covers only the steps it ran; the restored log covers all.
-    resumed = start.checkpoint is not None and train_losses
-    train_loss = sum(p.loss for p in train_losses) / len(train_losses) if resumed else result.training_loss
-    return TrainReport(
-        backend=setup.backend,
-        mode="qlora" if model.load_in_4bit else "lora",
-        precision=setup.precision,
-        device=device_name(),
-        eval_loss_before=before,
-        eval_loss_after=after,
-        train_loss=float(train_loss),
-        train_losses=train_losses,
-        eval_losses=_loss_points(history, "eval_loss"),
-        steps=int(trainer.state.global_step),
-        train_tokens=tokens,
-        train_runtime_s=runtime,
-        tokens_per_s=tokens / runtime if runtime > 0 else 0.0,
-        peak_memory_gib=round(peak, 3),
-        memory_kind=kind,
-        trainable_params=int(trainable),
-        total_params=int(total),
-        micro_batch=training.per_device_train_batch_size,
-        gradient_accumulation_steps=training.gradient_accumulation_steps,
-        gradient_checkpointing=training.gradient_checkpointing,
-        memory_plan=plan.reason if plan else "off (values as configured)",
-        versions=library_versions(),
-        resumed_from_step=start.step,
-        train_rows=rows[0],
-        eval_rows=rows[1],
-        train_rows_sha256=start.train_rows_sha256,
-        eval_rows_sha256=start.eval_rows_sha256,
-        loss_on=training.loss_on,
-    )

@@ -3,8 +3,8 @@
 bfd packing is padding-free: a micro-batch reaches the model as one row whose `position_ids`
 restart at every sample. Attention must stay inside each sample, and real instruction data
 (a few hundred tokens per sample) puts dozens of samples in one micro-batch. One attention call
-per sample costs ~8x a single varlen or document-masked kernel (issue 13: 18.8 ms against
-2.2-2.8 ms per layer on an H200 for 8 x 2048 tokens in 41 samples).
+per sample costs ~8x a single varlen or document-masked kernel (18.8 ms against 2.2-2.8 ms
+per layer on an H200 for 8 x 2048 tokens in 41 samples).
 
 - Unsloth routes packed rows through torch's `varlen_attn` only when that function takes
   `enable_gqa` (torch 2.12+). torch 2.11's takes `window_size` (so causal varlen works) but not
@@ -129,7 +129,7 @@ def attention_path(backend: str, model: Any) -> str:
 
 @contextlib.contextmanager
 def per_segment_attention(backend: str, model: Any) -> Iterator[None]:
-    """Within the block, packed rows take the path they took before issue 13 (to compare losses).
+    """Within the block, packed rows take the slower paths this module replaces (to compare losses).
 
     Unsloth: no varlen kernel, so one SDPA call per sample. TRL + PEFT: SDPA with transformers'
     dense document mask.

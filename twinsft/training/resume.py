@@ -3,7 +3,9 @@
 A run's checkpoints live in a folder named by a key that hashes everything that decides the trained
 weights: the train and eval rows, the model, LoRA and training settings (not where or how often to
 checkpoint), the training code and the library versions. Rerunning the same command finds them; any
-change that would make resuming wrong starts a fresh folder instead.
+change that would make resuming wrong starts a fresh folder instead. The training code is the body that
+every process runs (training.fit and what it imports), not the launcher or the rank entry point around
+it: how the ranks are started or what they log changes no weight.
 
 Where: by default `<artifact store>/twinsft-checkpoints/<key>` of the active ZenML stack, so a rerun on
 another machine (a fresh pod) finds them. The Trainer cannot write to an object store, so it trains into
@@ -26,16 +28,15 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twinsft import storage
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
 from twinsft.data.hashing import content_hash
 from twinsft.pinning.code import code_digest
 from twinsft.runtime import library_versions
-
-if TYPE_CHECKING:
-    from datasets import Dataset
+from twinsft.training.job import TrainingJob
+from twinsft.training.world import barrier
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 # Where and how often to checkpoint does not change the weights, so it may differ on the rerun.
 # num_processes: the resolved number (world_size) is in the key instead, so `auto` and 2 on two GPUs match.
 NOT_IN_KEY = {"checkpoint_dir", "save_steps", "keep_checkpoints", "report_to", "num_processes"}
+TRAINING_CODE = "twinsft.training.fit"  # hashed with all the twinsft code it imports (runtime.code_files)
 
 
 def run_key(train_sha: str, eval_sha: str, model: ModelSpec, lora: LoraSpec, training: TrainingSpec,
@@ -57,7 +59,7 @@ def run_key(train_sha: str, eval_sha: str, model: ModelSpec, lora: LoraSpec, tra
         "model": model.model_dump(mode="json"),
         "lora": lora.model_dump(mode="json"),
         "training": training.model_dump(mode="json", exclude=NOT_IN_KEY),
-        "code": code_digest("twinsft.training.fine_tune"),
+        "code": code_digest(TRAINING_CODE),
         "versions": library_versions(),
     }
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
@@ -87,12 +89,12 @@ class ResumePoint:
     store: str | None = None  # the run's folder in the artifact store, when checkpoints are copied up there
 
 
-def resume_point(train_ds: Dataset, eval_ds: Dataset, model: ModelSpec, lora: LoraSpec,
-                 training: TrainingSpec, world_size: int = 1) -> ResumePoint:
+def resume_point(job: TrainingJob, world_size: int = 1) -> ResumePoint:
     """The run's checkpoint folder, keyed by the configured settings (before the memory plan, so a resume
     on another card still finds it), and its newest complete checkpoint (copied down from the store)."""
-    train_sha, eval_sha = content_hash(train_ds), content_hash(eval_ds)
-    key = run_key(train_sha, eval_sha, model, lora, training, world_size)
+    training = job.training
+    train_sha, eval_sha = content_hash(job.train_ds), content_hash(job.eval_ds)
+    key = run_key(train_sha, eval_sha, job.model, job.lora, training, world_size)
     store = None
     if training.checkpoint_dir is not None:
         folder = run_dir(training, key)
@@ -189,8 +191,6 @@ def mark_complete_callback(store: str | None = None) -> Any:
 
     class MarkCheckpointComplete(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-            from twinsft.training.distributed import barrier
-
             barrier()  # under DDP every rank writes its own RNG state into the folder: complete once all have
             if state.is_world_process_zero:
                 save_complete(args.output_dir, state.global_step, store)
