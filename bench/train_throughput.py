@@ -73,6 +73,7 @@ def child(args: argparse.Namespace) -> None:
 
 
 def run_child(case: str, args: argparse.Namespace) -> dict | None:
+    """One case in a process of its own; its result row, or None when it failed or ran past --case-timeout."""
     cmd = [sys.executable, "-m", "bench.train_throughput", "--child", case, "--model-dir", str(args.model_dir),
            "--tokenizer", str(args.tokenizer), "--warmup", str(args.warmup), "--steps", str(args.steps),
            *(["--profile", str(args.profile)] if args.profile else []),
