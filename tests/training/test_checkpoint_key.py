@@ -1,6 +1,6 @@
 """The checkpoint key hashes the training body's code, not the launcher's or the ranks' code around it.
 
-Each test edits a copy of the twinsft package (runtime.PACKAGE_DIR pointed at it), as a developer would edit
+Each test edits a copy of the twinsft package (pinning.code.PACKAGE_DIR pointed at it), as a developer would edit
 the checkout between a crashed run and its rerun.
 """
 
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from twinsft import runtime
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
+from twinsft.pinning import code
 from twinsft.training import resume
 
-PACKAGE = Path(runtime.__file__).resolve().parent
+PACKAGE = code.PACKAGE_DIR
 STEP = importlib.import_module("twinsft.steps.train_sft")  # the package's `train_sft` is the step itself
 # Where the launcher and the ranks talk and log: none of it decides a weight.
 AROUND_THE_BODY = ("rank.py", "handoff.py", "launch.py")
@@ -26,7 +26,7 @@ AROUND_THE_BODY = ("rank.py", "handoff.py", "launch.py")
 def package(tmp_path, monkeypatch) -> Path:
     copy = tmp_path / "twinsft"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(runtime, "PACKAGE_DIR", copy)
+    monkeypatch.setattr(code, "PACKAGE_DIR", copy)
     return copy
 
 
@@ -35,9 +35,9 @@ def checkpoint_key() -> str:
     return resume.run_key("train-rows", "eval-rows", ModelSpec(), LoraSpec(), TrainingSpec(), world_size=2)
 
 
-def append(path: Path, code: str) -> None:
+def append(path: Path, text: str) -> None:
     with path.open("a") as fh:
-        fh.write(code)
+        fh.write(text)
 
 
 def test_changing_only_rank_logging_code_leaves_the_checkpoint_key_of_a_run_unchanged(package):
@@ -55,6 +55,6 @@ def test_changing_the_training_body_changes_the_checkpoint_key(package):
 
 
 def test_the_key_covers_the_body_and_what_it_imports_only():
-    hashed = {p.relative_to(PACKAGE).as_posix() for p in runtime.code_files(resume.TRAINING_CODE)}
+    hashed = {p.relative_to(PACKAGE).as_posix() for p in code.code_files(resume.TRAINING_CODE)}
     assert {"training/fit.py", "training/fine_tune.py", "training/world.py", "training/resume.py"} <= hashed
     assert not hashed & {f"training/{name}" for name in AROUND_THE_BODY}

@@ -46,7 +46,7 @@ _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 # Where and how often to checkpoint does not change the weights, so it may differ on the rerun.
 # num_processes: the resolved number (world_size) is in the key instead, so `auto` and 2 on two GPUs match.
 NOT_IN_KEY = {"checkpoint_dir", "save_steps", "keep_checkpoints", "report_to", "num_processes"}
-TRAINING_CODE = "twinsft.training.fit"  # hashed with all the twinsft code it imports (runtime.code_files)
+TRAINING_CODE = "twinsft.training.fit"  # hashed with all the twinsft code it imports (pinning.code.code_files)
 
 
 def run_key(train_sha: str, eval_sha: str, model: ModelSpec, lora: LoraSpec, training: TrainingSpec,
