@@ -55,7 +55,7 @@ def save_tiny_llama(out: Path) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from twinsft.prompts import ALPACA
+    from twinsft.data.alpaca import ALPACA
 
     corpus = [ALPACA.training_text(r["instruction"], r["output"], "") for r in TWIN_ROWS + GENERAL_ROWS]
     tokenizer = build_tokenizer(corpus * 4)
@@ -83,9 +83,9 @@ def save_tiny_llama(out: Path) -> Path:
 def save_as_merged(model, tokenizer, out: Path) -> Path:
     """Save a model the way `merge_to_dir` saves the merged one: 16-bit weights (RoPE buffers kept in fp32), the
     tokenizer with a non-EOS pad token and the Alpaca chat template, and pad/EOS ids in the model config."""
+    from twinsft.data.alpaca import ALPACA
     from twinsft.export.merge import cast_weights
     from twinsft.models import prepare_tokenizer
-    from twinsft.prompts import ALPACA
     from twinsft.runtime import export_dtype
 
     tokenizer = prepare_tokenizer(tokenizer)

@@ -4,8 +4,8 @@ import pytest
 
 from twinsft.checks.sequence_budget import MIN_CONTENT_TOKENS, SPECIAL_TOKENS, check_template_fits, template_tokens
 from twinsft.config import ModelSpec
+from twinsft.data.alpaca import ALPACA
 from twinsft.errors import ConfigError
-from twinsft.prompts import ALPACA
 
 
 def test_template_tokens_are_counted_exactly_with_a_local_tokenizer(tiny_model_dir):

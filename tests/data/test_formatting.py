@@ -2,9 +2,9 @@ import pytest
 from datasets import Dataset
 
 from tests.helpers import GENERAL_ROWS, TWIN_ROWS
+from twinsft.data.alpaca import ALPACA
 from twinsft.data.formatting import held_out_rows, render_alpaca, split_dataset
 from twinsft.data.hashing import content_hash
-from twinsft.prompts import ALPACA
 
 EXPECTED = (
     "Below is an instruction that describes a task. Write a response that appropriately completes the request."

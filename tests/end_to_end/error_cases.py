@@ -16,7 +16,7 @@ FAKE_CUDA = "import torch; torch.cuda.is_available = lambda: True"
 
 def with_response_marker(marker: str) -> str:
     """A probe prelude that swaps the one Alpaca template for one with another response marker."""
-    return ("import dataclasses, twinsft.prompts as p; "
+    return ("import dataclasses, twinsft.data.alpaca as p; "
             f"p.ALPACA = dataclasses.replace(p.ALPACA, response_marker={marker!r})")
 
 NO_CUDA = pytest.mark.skipif(

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.helpers import GENERAL_ROWS, ROOT, STEPS, statuses, tiny_parameters, write_jsonl
-from twinsft.prompts import ALPACA
+from twinsft.data.alpaca import ALPACA
 
 pytestmark = pytest.mark.pipeline
 

@@ -9,10 +9,10 @@ import torch
 
 from tests.helpers import GENERAL_ROWS
 from twinsft.config import ExportSpec, ModelSpec
+from twinsft.data.alpaca import ALPACA
 from twinsft.export import export_merged
 from twinsft.export.merge import PROBE_TOKENS, ExportMismatch, cast_weights, check_reload, probe_ids
 from twinsft.generation.greedy import greedy_ids, load_adapted
-from twinsft.prompts import ALPACA
 
 
 def test_merged_model_matches_adapter_model_and_carries_the_template(tiny_model_dir, adapter_dir, tmp_path):

@@ -5,11 +5,11 @@ import pytest
 
 from tests.helpers import GENERAL_ROWS, TWIN_ROWS
 from twinsft.config import ModelSpec
+from twinsft.data.alpaca import ALPACA
 from twinsft.errors import ConfigError
 from twinsft.generation import evaluate
 from twinsft.generation.evaluate import Answer, EvalReport, EvalRow, check_eval_samples, evaluate_held_out
 from twinsft.generation.greedy import generate, load_adapted
-from twinsft.prompts import ALPACA
 
 
 def masked_cross_entropy(model, tok, instruction: str, reference: str) -> float:

@@ -1,8 +1,8 @@
 """Smoke generation with the Alpaca prompt: greedy, and it says why it stopped."""
 
 from twinsft.config import ModelSpec
+from twinsft.data.alpaca import ALPACA
 from twinsft.generation.greedy import generate, load_adapted
-from twinsft.prompts import ALPACA
 
 
 def test_generate_uses_the_alpaca_prompt_and_reports_stop(tiny_model_dir, adapter_dir):

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 
 from tests.helpers import GENERAL_ROWS, TWIN_ROWS, training_spec
 from twinsft.config import LoraSpec, ModelSpec
+from twinsft.data.alpaca import ALPACA
 from twinsft.errors import ConfigError
-from twinsft.prompts import ALPACA
 from twinsft.training import train_lora
 from twinsft.training.fine_tune import build_trainer
 from twinsft.training.response_loss import check_prompts_masked, check_template, check_token_boundary

@@ -11,13 +11,13 @@ from twinsft.checks.placement import StepFacts
 from twinsft.checks.sequence_budget import check_template_fits, local_tokenizer
 from twinsft.checks.stack import check_stack
 from twinsft.config import RunConfig
+from twinsft.data.alpaca import ALPACA
 from twinsft.data.formatting import held_out_rows
 from twinsft.data.mix import check_local_source
 from twinsft.errors import ConfigError
 from twinsft.export.hub import hub_token
 from twinsft.generation.evaluate import check_eval_samples
 from twinsft.models import gguf_path
-from twinsft.prompts import ALPACA
 from twinsft.runtime import check_training_requirements
 from twinsft.tracking import choose_mode
 from twinsft.training.response_loss import check_template, check_token_boundary

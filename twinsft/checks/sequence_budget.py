@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from twinsft.config import ModelSpec
+from twinsft.data.alpaca import ALPACA
 from twinsft.errors import ConfigError
-from twinsft.prompts import ALPACA
 
 # Room for the shortest useful instruction and response (BOS and EOS are counted separately).
 MIN_CONTENT_TOKENS = 16

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from twinsft.data.alpaca import ALPACA
 from twinsft.data.sources.rows import SourceStats
-from twinsft.prompts import ALPACA
 
 if TYPE_CHECKING:
     from datasets import Dataset

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from twinsft.prompts import ALPACA, AlpacaTemplate
+from twinsft.data.alpaca import ALPACA, AlpacaTemplate
 
 if TYPE_CHECKING:
     from datasets import Dataset

@@ -12,9 +12,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from twinsft.config import ModelSpec
+from twinsft.data.alpaca import ALPACA
 from twinsft.generation.greedy import greedy_ids
 from twinsft.models import load_model
-from twinsft.prompts import ALPACA
 from twinsft.runtime import cuda_available, device_map, export_dtype
 
 CARD_FILE = "README.md"

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from twinsft.config import DataSpec, LoraSpec, ModelSpec, TrainingSpec
+from twinsft.data.alpaca import ALPACA
 from twinsft.export.gguf import GGUFCheck, GGUFExport
-from twinsft.prompts import ALPACA
 from twinsft.training.report import TrainReport
 
 

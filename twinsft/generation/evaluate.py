@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from twinsft.data.alpaca import ALPACA
 from twinsft.errors import ConfigError
 from twinsft.generation.greedy import generate
-from twinsft.prompts import ALPACA
 
 log = logging.getLogger("twinsft.progress")
 

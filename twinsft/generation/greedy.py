@@ -13,8 +13,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from twinsft.config import ModelSpec
+from twinsft.data.alpaca import ALPACA
 from twinsft.models import load_model, nf4_config
-from twinsft.prompts import ALPACA
 from twinsft.runtime import device_map, pick_precision, torch_dtype
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
+from twinsft.data.alpaca import ALPACA
 from twinsft.models import resolve_model
-from twinsft.prompts import ALPACA
 from twinsft.runtime import Backend, Precision, cuda_available, pick_backend, pick_precision
 from twinsft.training.backends import load_trl, load_unsloth
 from twinsft.training.memory_plan import BatchPlan, ModelShape, Workload, plan_batch

@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from twinsft.data.alpaca import AlpacaTemplate
 from twinsft.errors import ConfigError
-from twinsft.prompts import AlpacaTemplate
 
 if TYPE_CHECKING:
     from datasets import Dataset

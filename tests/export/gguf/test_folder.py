@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.export.gguf.helpers import leftovers
+from twinsft.data.alpaca import ALPACA
 from twinsft.export.gguf import F16_MAX_LOGIT_DIFF, GGUFUnsupported, export_gguf
 from twinsft.export.merge import PROBE_INSTRUCTION
-from twinsft.prompts import ALPACA
 
 pytestmark = pytest.mark.gguf
 

@@ -10,9 +10,9 @@ import pytest
 
 from tests.export.gguf.helpers import field, reader
 from tests.helpers import GENERAL_ROWS, TWIN_ROWS
+from twinsft.data.alpaca import ALPACA
 from twinsft.export.gguf import LLAMA3_SPLIT, GGUFUnsupported, pre_tokenizer_type, write_gguf
 from twinsft.export.merge import PROBE_INSTRUCTION
-from twinsft.prompts import ALPACA
 
 pytestmark = pytest.mark.gguf
 

@@ -12,9 +12,9 @@ import torch
 
 from tests.export.gguf.helpers import field, reader
 from tests.helpers import DEMO_MODEL, save_as_merged
+from twinsft.data.alpaca import ALPACA
 from twinsft.export.gguf import F16_MAX_LOGIT_DIFF, export_gguf
 from twinsft.export.merge import logits, probe_ids
-from twinsft.prompts import ALPACA
 
 pytestmark = pytest.mark.gguf
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from twinsft.data.alpaca import ALPACA
 from twinsft.export.gguf.errors import GGUFMismatch, unsupported
 from twinsft.export.gguf.verify import GGUFCheck, Verification, verify
 from twinsft.export.gguf.vocab import read_vocab
 from twinsft.export.gguf.write import llama_config, write_gguf
-from twinsft.prompts import ALPACA
 
 GGUF_DIR = "gguf"  # inside the merged model folder: uploaded with it, ignored by from_pretrained(model_dir)
 MODELFILE = "Modelfile"

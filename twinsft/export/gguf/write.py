@@ -7,10 +7,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from twinsft.data.alpaca import ALPACA
 from twinsft.export.gguf.errors import unsupported
 from twinsft.export.gguf.tensors import encode_tensor, encoded_nbytes, plan_tensors
 from twinsft.export.gguf.vocab import Vocab, read_vocab
-from twinsft.prompts import ALPACA
 
 ROPE_TYPES = ("default", "llama3")
 

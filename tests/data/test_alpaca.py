@@ -2,7 +2,7 @@
 
 import pytest
 
-from twinsft.prompts import ALPACA
+from twinsft.data.alpaca import ALPACA
 
 
 @pytest.mark.parametrize(
