@@ -35,16 +35,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.train_throughput import (
-    LOGNORMAL_SIGMA,
-    REPO,
-    SEQ_LEN,
-    TARGETS,
-    child_result,
-    results_path,
-    rows_of_lengths,
-    sample_lengths,
-)
+from bench.throughput import REPO
+from bench.throughput.cases import LOGNORMAL_SIGMA, SEQ_LEN, TARGETS
+from bench.throughput.results import child_result, results_path
+from bench.throughput.rows import rows_of_lengths, sample_lengths
 
 EFFECTIVE_BATCH = 16
 CASE = re.compile(r"^(?P<backend>unsloth|trl)-(?P<mode>lora|qlora)$")

@@ -43,15 +43,11 @@ from pathlib import Path
 
 from bench.throughput import REPO
 from bench.throughput.bare_loop import run_bare_case
-from bench.throughput.cases import DEFAULT_CASES, LOGNORMAL_SIGMA, SEQ_LEN, TARGETS, parse_case
+from bench.throughput.cases import DEFAULT_CASES, parse_case
 from bench.throughput.ceiling import flops_per_token, matmul_tflops
-from bench.throughput.results import child_result, results_path, save_run, table
-from bench.throughput.rows import read_histogram, rows_of_lengths, sample_lengths
+from bench.throughput.results import child_result, save_run, table
+from bench.throughput.rows import read_histogram
 from bench.throughput.trainer_case import LOSS_TOLERANCE, run_step_case
-
-# What bench.ddp_throughput takes from this benchmark, from where it has always taken it.
-__all__ = ["LOGNORMAL_SIGMA", "REPO", "SEQ_LEN", "TARGETS", "child_result", "main", "results_path",
-           "rows_of_lengths", "sample_lengths"]
 
 
 def child(args: argparse.Namespace) -> None:

@@ -18,7 +18,7 @@ LLAMA_LINEAR_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up
 MIN_SEQ_LENGTH = 64
 
 
-# GGUF files the export can write (twinsft/export/gguf.py): exact 16-bit, or 8-bit llama.cpp blocks.
+# GGUF files the export can write (twinsft/export/gguf/): exact 16-bit, or 8-bit llama.cpp blocks.
 GGUF_QUANTIZATIONS = ("f16", "q8_0")
 
 # The Hub's rule for `namespace/name` (huggingface_hub.utils.validate_repo_id), without importing it.

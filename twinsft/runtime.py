@@ -76,9 +76,10 @@ def import_unsloth_first(requested_backend: str) -> None:
     """Import Unsloth now when the backend will be Unsloth: it patches transformers, trl and peft on import,
     so it must come before them, or training runs other code than the benchmarked one.
 
-    run.py calls this before the pipeline; `train_sft` (in its own process on a remote stack, where ZenML's
-    step entrypoint imports no transformers: the modules it imports keep those imports inside functions)
-    and `train_lora` call it again before their first transformers import. Idempotent.
+    run.py calls this before the pipeline; every process that trains calls it once where it starts, before its
+    first transformers import: the `train_sft` step (in its own process on a remote stack, where ZenML's step
+    entrypoint imports no transformers: the modules it imports keep those imports inside functions), each
+    torchrun rank (`training.rank`), and `training.launch.train_lora` for direct callers. Idempotent.
     """
     if "unsloth" in sys.modules or requested_backend == "trl" or not (unsloth_installed() and cuda_available()):
         return
