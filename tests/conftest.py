@@ -4,11 +4,15 @@ train/test texts and a LoRA adapter for it."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import DEMO_MODEL, GENERAL_ROWS, ROOT, TWIN_ROWS, save_as_merged, save_tiny_llama, write_jsonl
+
+ENV_ROOT = pytest.StashKey[Path]()  # the session's ZenML store, model cache and config
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -21,10 +25,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def isolated_env(tmp_path_factory: pytest.TempPathFactory):
-    """A fresh SQLite ZenML store and model cache for the session; no analytics, no Hub."""
-    base = tmp_path_factory.mktemp("env")
+def pytest_configure(config: pytest.Config) -> None:
+    """A fresh SQLite ZenML store and model cache for the session; no analytics, no Hub, no tokens. Set before
+    the test modules are collected: defining a step or pipeline at import asks ZenML's client, whose store is
+    fixed from the environment the first time."""
+    base = Path(tempfile.mkdtemp(prefix="twinsft-tests-"))
+    config.stash[ENV_ROOT] = base
     os.environ["ZENML_CONFIG_PATH"] = str(base / "zenml")
     os.environ["ZENML_ANALYTICS_OPT_IN"] = "false"
     os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "WARN")
@@ -35,6 +41,16 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory):
     os.environ["COMET_ERROR_TRACKING_ENABLE"] = "false"  # comet_ml, imported by transformers, reports to Sentry
     for secret in ("HF_TOKEN", "COMET_API_KEY"):
         os.environ.pop(secret, None)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if ENV_ROOT in config.stash:
+        shutil.rmtree(config.stash[ENV_ROOT], ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_env():
+    """The repository initialised for ZenML (in the session's own store, see pytest_configure)."""
     from zenml.client import Client
 
     if not (ROOT / ".zen").exists():
