@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 from twinsft.cli.summary import evaluation_lines, step_rows
 from twinsft.generation.evaluate import Answer, EvalReport, EvalRow
+from twinsft.pipelines.steps_table import STEP_NAMES
 
 
 def row(base_loss: float, base_eos: bool, tuned_loss: float, tuned_eos: bool) -> EvalRow:
@@ -43,3 +44,12 @@ def test_step_table_names_the_evaluation_numbers():
                               "evaluation (reference loss 2.500 -> 1.500, EOS 1/2 -> 2/2)")]
     off = SimpleNamespace(steps={"smoke_generate": step({"eval_samples": 0})})
     assert step_rows(off)[0][3].endswith("evaluation (off)")
+
+
+def test_step_rows_follow_the_pipelines_table_whatever_order_the_store_returns():
+    def step() -> SimpleNamespace:
+        return SimpleNamespace(status=SimpleNamespace(value="cached"), start_time=None, end_time=None, outputs={})
+
+    shuffled = ["push_merged", "crawl", *STEP_NAMES[:-1][::-1]]  # a parent pipeline's own step among ours
+    run = SimpleNamespace(steps={name: step() for name in shuffled})
+    assert [row[0] for row in step_rows(run)] == [*STEP_NAMES, "crawl"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from twinsft.pipelines.steps_table import STEP_NAMES
+
 if TYPE_CHECKING:
     from twinsft.generation.evaluate import EvalReport
 
@@ -70,8 +72,11 @@ def _seconds(step: Any) -> str:
 
 
 def step_rows(run: Any) -> list[tuple[str, str, str, str]]:
-    """(step, status, time, key outputs) per step, in pipeline order."""
-    return [(name, step.status.value, _seconds(step), _outputs(step)) for name, step in run.steps.items()]
+    """(step, status, time, key outputs) per step, in the order of the pipeline's table (steps it does not list,
+    such as a parent pipeline's own, after them as they ran)."""
+    names = [name for name in STEP_NAMES if name in run.steps] + [n for n in run.steps if n not in STEP_NAMES]
+    return [(name, run.steps[name].status.value, _seconds(run.steps[name]), _outputs(run.steps[name]))
+            for name in names]
 
 
 def step_table(run: Any) -> str:
