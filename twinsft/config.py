@@ -225,14 +225,18 @@ class TrainingSpec(Section):
     keep_checkpoints: bool = Field(False, description="Keep this run's checkpoints after training succeeds.")
 
 
+DEFAULT_EVAL_SAMPLES = 8  # held-out rows evaluated when generation.eval_samples is unset (fewer in a smaller split)
+
+
 class GenerationSpec(Section):
     """`smoke_generate`: one answer to `instruction`, and base vs tuned on held-out rows."""
 
     instruction: str = Field("Write a paragraph to introduce supervised fine-tuning.", min_length=1)
     max_new_tokens: int = Field(256, gt=0, le=8192, description="Token budget of each greedy answer in smoke_generate.")
-    eval_samples: int = Field(
-        8, ge=0, description="Held-out rows (the first of the test split) answered by the base and the tuned "
-        "model, with the reference answer's loss under each; 0 turns the evaluation off."
+    eval_samples: int | None = Field(
+        None, ge=0, description="Held-out rows (the first of the test split) answered by the base and the tuned "
+        f"model, with the reference answer's loss under each; 0 turns the evaluation off. Unset: up to "
+        f"{DEFAULT_EVAL_SAMPLES}, as many as the test split holds. A number larger than the split is an error."
     )
 
 

@@ -7,9 +7,10 @@ from twinsft.config import RunConfig
 from twinsft.errors import ConfigError
 
 
-def config(sources: list[dict], eval_samples: int) -> RunConfig:
-    return RunConfig.model_validate({"data": {"sources": sources}, "split": {"test_size": 0.2},
-                                     "generation": {"eval_samples": eval_samples}})
+def config(sources: list[dict], eval_samples: int | None, test_size: float = 0.2) -> RunConfig:
+    generation = {} if eval_samples is None else {"eval_samples": eval_samples}
+    return RunConfig.model_validate({"data": {"sources": sources}, "split": {"test_size": test_size},
+                                     "generation": generation})
 
 
 def test_eval_samples_must_fit_the_counted_test_split(data_files):
@@ -27,3 +28,10 @@ def test_eval_samples_must_fit_the_counted_test_split(data_files):
 def test_with_a_hub_source_the_step_checks_instead(data_files, tmp_path):
     sources = [{"name": "twin", "path": str(data_files[0])}, {"name": "hub", "hub_id": str(tmp_path)}]
     check_data(config(sources, 1000))  # the Hub rows are unknown until load_datasets reads them
+
+
+def test_unset_eval_samples_fits_any_split(data_files):
+    local = [{"name": "twin", "path": str(data_files[0])}, {"name": "general", "path": str(data_files[1])}]
+    check_data(config(local, None, test_size=0.1))  # 40 rows, 4 held out: the step evaluates those 4
+    with pytest.raises(ConfigError, match="more than the 4 rows of the test split"):
+        check_data(config(local, 8, test_size=0.1))  # the same number, asked for explicitly

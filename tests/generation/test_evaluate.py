@@ -8,7 +8,14 @@ from twinsft.config import ModelSpec
 from twinsft.data.alpaca import ALPACA
 from twinsft.errors import ConfigError
 from twinsft.generation import evaluate
-from twinsft.generation.evaluate import Answer, EvalReport, EvalRow, check_eval_samples, evaluate_held_out
+from twinsft.generation.evaluate import (
+    Answer,
+    EvalReport,
+    EvalRow,
+    check_eval_samples,
+    eval_samples_for,
+    evaluate_held_out,
+)
 from twinsft.generation.greedy import generate, load_adapted
 
 
@@ -116,3 +123,15 @@ def test_means_change_and_eos_rates():
         "eval_eos_rate_tuned": 0.75,
     }
     assert EvalReport.model_validate_json(report.model_dump_json()) == report  # what the materializer stores
+
+
+def test_unset_eval_samples_evaluates_what_a_small_split_holds_and_says_so(caplog):
+    with caplog.at_level("INFO", logger="twinsft.progress"):
+        assert eval_samples_for(None, 21) == 8  # the default, quietly
+        assert caplog.messages == []
+        assert eval_samples_for(None, 4) == 4
+    assert caplog.messages == ["generation.eval_samples is not set: evaluating the 4 held-out rows of the test split "
+                               "(up to 8 by default)"]
+    assert eval_samples_for(0, 4) == 0 and eval_samples_for(4, 4) == 4
+    with pytest.raises(ConfigError, match=r"generation\.eval_samples 5 is more than the 4 rows of the test split"):
+        eval_samples_for(5, 4)  # an explicit number still has to fit

@@ -30,11 +30,12 @@ def check_data(cfg: RunConfig) -> None:
     """Local files and folders get every data check here (light imports); Hub and artifact sources when loaded.
 
     When every source is a local file or folder (not a `save_to_disk` one), the rows are counted here, so
-    the test split's size is known: `generation.eval_samples` must fit in it.
+    the test split's size is known: an explicit `generation.eval_samples` must fit in it.
     """
     stats = [check_local_source(source) if source.path else None for source in cfg.data.sources]
     rows = sum(s.rows for s in stats if s is not None)
-    if all(s is not None for s in stats) and rows >= 2:  # fewer: `split` names the problem
+    explicit = cfg.generation.eval_samples is not None  # unset, the step evaluates what the split holds
+    if explicit and all(s is not None for s in stats) and rows >= 2:  # fewer: `split` names the problem
         test_rows = held_out_rows(rows, cfg.split.test_size)
         check_eval_samples(cfg.generation.eval_samples, test_rows,
                            f" (split.test_size {cfg.split.test_size} of {rows} rows)")

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from twinsft.config import DEFAULT_EVAL_SAMPLES
 from twinsft.data.alpaca import ALPACA
 from twinsft.errors import ConfigError
 from twinsft.generation.greedy import generate
@@ -83,9 +84,22 @@ class EvalReport(BaseModel):
         }
 
 
+def eval_samples_for(eval_samples: int | None, test_rows: int, counted_from: str = "") -> int:
+    """How many held-out rows to evaluate. An explicit `generation.eval_samples` must fit in the test split
+    (preflight checks it when it can count the rows, `smoke_generate` before loading the model otherwise).
+    Unset, the default adapts to a small split, with a line saying so."""
+    if eval_samples is not None:
+        check_eval_samples(eval_samples, test_rows, counted_from)
+        return eval_samples
+    samples = min(DEFAULT_EVAL_SAMPLES, test_rows)
+    if samples < DEFAULT_EVAL_SAMPLES:
+        log.info("generation.eval_samples is not set: evaluating the %d held-out rows of the test split (up to %d "
+                 "by default)", samples, DEFAULT_EVAL_SAMPLES)
+    return samples
+
+
 def check_eval_samples(eval_samples: int, test_rows: int, counted_from: str = "") -> None:
-    """`generation.eval_samples` must fit in the test split: preflight checks it when it can count the rows
-    (local sources), `smoke_generate` before loading the model otherwise."""
+    """An explicit `generation.eval_samples` must fit in the test split."""
     if eval_samples > test_rows:
         raise ConfigError(
             f"generation.eval_samples {eval_samples} is more than the {test_rows} rows of the test split"

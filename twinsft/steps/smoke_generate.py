@@ -10,7 +10,7 @@ from zenml.config import CachePolicy
 
 from twinsft.checks.machine import check_machine
 from twinsft.config import GenerationSpec, ModelSpec
-from twinsft.generation.evaluate import EvalReport, check_eval_samples, evaluate_held_out
+from twinsft.generation.evaluate import EvalReport, eval_samples_for, evaluate_held_out
 from twinsft.generation.greedy import generate, load_adapted
 from twinsft.pinning.code import code_key_of
 from twinsft.steps.evaluation_materializer import EvalReportMaterializer
@@ -32,10 +32,10 @@ def smoke_generate(
     generation: GenerationSpec,
 ) -> tuple[Annotated[str, "smoke_generation"], Annotated[EvalReport, "evaluation"]]:
     """Greedy answer to one instruction in the training prompt: does the model follow it and stop?
-    And base vs tuned on the first `generation.eval_samples` rows of the test split."""
+    And base vs tuned on the first `generation.eval_samples` rows of the test split (unset: up to 8)."""
     # Preflight could not count the test split when a source is on the Hub or an artifact: bad input
     # still stops here, before the model loads.
-    check_eval_samples(generation.eval_samples, len(test_dataset))
+    samples = eval_samples_for(generation.eval_samples, len(test_dataset))
     check_machine(model)  # this machine (a pod, on a remote stack), not the client run.py checked
     tuned, tokenizer = load_adapted(model, local_dir(adapter))  # copied from the artifact store
     out = generate(tuned, tokenizer, generation.instruction, generation.max_new_tokens)
@@ -50,9 +50,7 @@ def smoke_generate(
         infer_artifact=True,
         artifact_name="smoke_generation",
     )
-    report = evaluate_held_out(
-        tuned, tokenizer, test_dataset["text"], generation.eval_samples, generation.max_new_tokens
-    )
+    report = evaluate_held_out(tuned, tokenizer, test_dataset["text"], samples, generation.max_new_tokens)
     log_metadata(report.summary(), infer_artifact=True, artifact_name="evaluation")
     context = get_step_context()
     if context.model_version is not None:
