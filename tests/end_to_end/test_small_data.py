@@ -22,13 +22,16 @@ def test_forty_rows_and_no_generation_section_train_and_evaluate_the_four_held_o
     parameters = tiny_parameters(tiny_model_dir, *data_files, tmp_path)
     del parameters["generation"]
     parameters["split"]["test_size"] = 0.1
-    parameters["training"]["learning_rate"] = 4e-3  # rows and settings no other test trains on: not cached
+    parameters["training"]["learning_rate"] = 4e-3  # settings no other test trains with
     config = tmp_path / "small.yaml"
     config.write_text(yaml.safe_dump({"parameters": parameters}))
     with caplog.at_level(logging.INFO, logger="twinsft.progress"):
         run = sft_pipeline.with_options(config_path=str(config))()
 
-    assert statuses(run) == dict.fromkeys(STEPS, "completed")
+    # The session's store is shared: steps before the split may be cached from another test's run of these rows.
+    status = statuses(run)
+    assert {step: status[step] for step in STEPS[2:]} == dict.fromkeys(STEPS[2:], "completed")
+    assert set(status.values()) <= {"completed", "cached"}
     test_rows = run.steps["split"].outputs["test_dataset"][0].load()
     assert len(test_rows) == 4
     evaluation = run.steps["smoke_generate"].outputs["evaluation"][0]
