@@ -65,3 +65,5 @@ def test_the_client_and_the_running_step_agree_on_where_each_step_runs(stacks, s
 
     assert {s.name: before_the_run.runs_on_client(s.name) for s in SFT_STEPS} == in_the_step == expected
     assert before_the_run.on_this_machine is (stack == "default")
+    # Without the pipeline's steps, the stack still decides (a remote orchestrator never means this machine).
+    assert locate_steps(raw, "the config", ()).on_this_machine is (stack != "placement-docker")

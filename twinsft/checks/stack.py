@@ -46,8 +46,10 @@ class Placement:
 
     @property
     def on_this_machine(self) -> bool:
-        """Every step runs in this process, so this machine's checks (GPU, packages, tokens, folders) apply."""
-        return all(self.runs_on_client(step.name) for step in self.steps)
+        """Every step runs in this process, so this machine's checks (GPU, packages, tokens, folders) apply: the
+        orchestrator runs steps here and no step is on a step operator (decided by the stack alone, so a caller
+        that names no steps still gets the stack's answer)."""
+        return runs_on_client(self.stack.orchestrator.flavor, on_step_operator=bool(self.step_operators))
 
     @property
     def remote_components(self) -> list[Any]:
