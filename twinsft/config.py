@@ -171,6 +171,9 @@ class SplitSpec(Section):
     seed: int = 0
 
 
+DEFAULT_WARMUP_STEPS = 10  # the recipe's warm-up when training.warmup_steps is unset (fewer on a short run)
+
+
 class TrainingSpec(Section):
     """Everything handed to TRL's SFTConfig, plus the backend choice."""
 
@@ -186,7 +189,10 @@ class TrainingSpec(Section):
     max_steps: int = Field(-1, ge=-1, description="-1: run num_train_epochs; otherwise stop after this many steps.")
     optim: str = Field("adamw_8bit", description="Any transformers optimizer name; *_8bit ones need bitsandbytes.")
     weight_decay: float = Field(0.01, ge=0.0)
-    warmup_steps: int = Field(10, ge=0)
+    warmup_steps: int | None = Field(
+        None, ge=0, description=f"Linear warm-up from 0 to learning_rate over N optimizer steps. None: "
+        f"{DEFAULT_WARMUP_STEPS}, at most a tenth of the run's steps (a short run on little data still trains)."
+    )
     packing: bool = Field(True, description="Pack samples padding-free: no attention across sample borders.")
     loss_on: Literal["all", "response"] = Field(
         "all",

@@ -4,7 +4,7 @@ import pytest
 
 from twinsft.checks.preflight import check_data
 from twinsft.config import RunConfig
-from twinsft.errors import ConfigError
+from twinsft.errors import ConfigError, DataError
 
 
 def config(sources: list[dict], eval_samples: int | None, test_size: float = 0.2) -> RunConfig:
@@ -35,3 +35,10 @@ def test_unset_eval_samples_fits_any_split(data_files):
     check_data(config(local, None, test_size=0.1))  # 40 rows, 4 held out: the step evaluates those 4
     with pytest.raises(ConfigError, match="more than the 4 rows of the test split"):
         check_data(config(local, 8, test_size=0.1))  # the same number, asked for explicitly
+
+
+def test_one_row_in_all_stops_before_anything_loads(tmp_path):
+    one = tmp_path / "one.jsonl"
+    one.write_text('{"instruction": "Say hi.", "output": "Hi."}\n')
+    with pytest.raises(DataError, match=r"data.sources hold 1 row\(s\) in all; the train/test split needs at least 2"):
+        check_data(config([{"name": "one", "path": str(one)}], None))

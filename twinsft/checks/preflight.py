@@ -14,7 +14,7 @@ from twinsft.config import RunConfig
 from twinsft.data.alpaca import ALPACA
 from twinsft.data.formatting import held_out_rows
 from twinsft.data.mix import check_local_source
-from twinsft.errors import ConfigError
+from twinsft.errors import ConfigError, DataError
 from twinsft.export.hub import hub_token
 from twinsft.generation.evaluate import check_eval_samples
 from twinsft.models import gguf_path
@@ -34,8 +34,11 @@ def check_data(cfg: RunConfig) -> None:
     """
     stats = [check_local_source(source) if source.path else None for source in cfg.data.sources]
     rows = sum(s.rows for s in stats if s is not None)
+    counted = all(s is not None for s in stats)
+    if counted and rows < 2:
+        raise DataError(f"data.sources hold {rows} row(s) in all; the train/test split needs at least 2: add rows")
     explicit = cfg.generation.eval_samples is not None  # unset, the step evaluates what the split holds
-    if explicit and all(s is not None for s in stats) and rows >= 2:  # fewer: `split` names the problem
+    if explicit and counted:
         test_rows = held_out_rows(rows, cfg.split.test_size)
         check_eval_samples(cfg.generation.eval_samples, test_rows,
                            f" (split.test_size {cfg.split.test_size} of {rows} rows)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from twinsft.data.alpaca import ALPACA, AlpacaTemplate
+from twinsft.errors import DataError
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -30,6 +31,7 @@ def held_out_rows(rows: int, test_size: float) -> int:
 def split_dataset(ds: Dataset, test_size: float, seed: int) -> tuple[Dataset, Dataset]:
     """Seeded shuffle split; at least one row on each side."""
     if len(ds) < 2:
-        raise ValueError(f"need at least 2 rows to split into train and test, got {len(ds)}")
+        raise DataError(f"the data has {len(ds)} row(s) after dropping duplicates and empty rows; the train/test split "
+                        "needs at least 2: add rows to data.sources")
     parts = ds.train_test_split(test_size=held_out_rows(len(ds), test_size), seed=seed, shuffle=True)
     return parts["train"], parts["test"]

@@ -21,6 +21,7 @@ from twinsft.training.backends import load_trl, load_unsloth
 from twinsft.training.memory_plan import BatchPlan, ModelShape, Workload, plan_batch
 from twinsft.training.packed_attention import attention_path
 from twinsft.training.response_loss import check_prompts_masked, check_template, check_token_boundary, rows_for_loss
+from twinsft.training.schedule import fit_warmup
 from twinsft.training.sft_config import sft_config
 from twinsft.training.trainer import sft_trainer_class
 
@@ -110,4 +111,5 @@ def build_trainer(
     )
     if response_only:
         check_prompts_masked(trainer, backend)
+    fit_warmup(trainer, training.warmup_steps, training.learning_rate)
     return TrainerSetup(trainer, tokenizer, training, plan, backend, precision, attention)

@@ -119,6 +119,7 @@ def train_report(setup: TrainerSetup, job: TrainingJob, world: World, start: Res
         micro_batch=training.per_device_train_batch_size,
         gradient_accumulation_steps=training.gradient_accumulation_steps,
         gradient_checkpointing=training.gradient_checkpointing,
+        warmup_steps=int(trainer.args.warmup_steps),
         memory_plan=plan.reason if plan else "off (values as configured)",
         versions=library_versions(),
         resumed_from_step=start.step,

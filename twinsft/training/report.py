@@ -33,6 +33,7 @@ class TrainReport(BaseModel):
     micro_batch: int = 0
     gradient_accumulation_steps: int = 0
     gradient_checkpointing: bool = False
+    warmup_steps: int | None = Field(None, description="Optimizer steps of linear warm-up the run had")
     memory_plan: str = ""
     versions: dict[str, str] = Field(default_factory=dict)
     resumed_from_step: int = Field(0, description="Checkpoint step a crashed run resumed from; 0: a fresh start")
@@ -76,4 +77,5 @@ class TrainReport(BaseModel):
             "memory_plan": self.memory_plan,
             "resumed_from_step": self.resumed_from_step,
             "num_processes": self.num_processes,
+            **({"warmup_steps": self.warmup_steps} if self.warmup_steps is not None else {}),  # older reports: none
         }

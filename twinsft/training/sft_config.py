@@ -25,6 +25,7 @@ TRANSLATED = {
     "keep_checkpoints": "training.resume deletes the run's checkpoints after success unless set",
     "report_to": "every integration but comet_ml, which twinsft.tracking drives",
     "loss_on": "completion_only_loss, and the rows' prompt-completion split (training.response_loss)",
+    "warmup_steps": "set once the trainer counts its optimizer steps (training.schedule); unset fits the run",
     "num_processes": "how many torchrun processes train (training.launch); the Trainer reads its rank from torchrun",
 }
 
@@ -45,6 +46,7 @@ def sft_config(
         **training.model_dump(exclude=set(TRANSLATED)),
         # Translated from twinsft's fields.
         output_dir=str(output_dir),
+        warmup_steps=training.warmup_steps or 0,  # training.schedule.fit_warmup sets it for the run's length
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         gradient_checkpointing=training.gradient_checkpointing and backend == "trl",
