@@ -1,5 +1,6 @@
 """Run the SFT pipeline: `python run.py --config configs/lora.yaml [--no-cache] [--from-step STEP]`;
-`python run.py summary RUN` prints a finished run's summary (a run an asynchronous orchestrator ran).
+`python run.py summary RUN` prints a finished run's summary (a run an asynchronous orchestrator ran);
+`python run.py promote VERSION --stage production` moves a model version on, with the promote step's checks.
 
 Bad input (config, data files, environment) ends with one line and exit status 2, before torch,
 datasets or any model is loaded. The command line itself lives in `twinsft.cli.main`.

@@ -302,6 +302,24 @@ class ExportSpec(Section):
         return self.model_copy(update=update)
 
 
+class PromotionSpec(Section):
+    """Whether a run's model version moves to a stage of its ZenML Model (twinsft/promotion). Margins are relative:
+    0.02 asks for a mean held-out reference loss 2% below the other side's."""
+
+    enabled: bool = Field(True, description="false: the promote step records that promotion is off and stages nothing.")
+    stage: Literal["staging", "production"] = Field("staging", description="The stage a passing version moves to.")
+    margin_over_base: float = Field(
+        0.01, ge=0.0, lt=1.0, description="How far below the base model's the tuned reference loss must be."
+    )
+    margin_over_stage: float = Field(
+        0.0, ge=0.0, lt=1.0, description="How far below the staged version's it must be (0: any amount lower)."
+    )
+    reevaluate: bool = Field(
+        True, description="When the staged version was evaluated on other held-out rows, evaluate its merged model "
+        "on this run's rows before deciding (on the step's machine); false: refuse to promote and say why."
+    )
+
+
 class Sections(Section):
     """Every section but `data`: what the steps after loading read."""
 
@@ -311,6 +329,7 @@ class Sections(Section):
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     export: ExportSpec = Field(default_factory=ExportSpec)
+    promotion: PromotionSpec = Field(default_factory=PromotionSpec)
 
 
 class RunConfig(Sections):

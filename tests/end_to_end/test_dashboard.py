@@ -26,7 +26,7 @@ OUTPUTS = {
     "load_datasets": {"raw_dataset", "dataset_card"}, "format_alpaca": {"sft_dataset"},
     "split": {"train_dataset", "test_dataset"},
     "train_sft": {"lora_adapter", "train_report"}, "smoke_generate": {"smoke_generation", "evaluation"},
-    "push_merged": {"merged_model", "export_result"},
+    "push_merged": {"merged_model", "export_result"}, "promote": {"promotion"},
 }
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -108,6 +108,15 @@ def report_of(base: list[tuple[float, bool]], tuned: list[tuple[float, bool]]) -
     return EvalReport(test_rows=10, max_new_tokens=8, rows=rows)
 
 
+def test_rows_digest_names_the_rows_and_the_token_budget():
+    report = report_of([(2.0, False)] * 2, [(1.0, True)] * 2)
+    same_rows = report_of([(9.0, True)] * 2, [(9.0, True)] * 2)  # other answers, the same rows
+    assert report.rows_digest == same_rows.rows_digest and len(report.rows_digest) == 64
+    other_row = report.model_copy(update={"rows": [report.rows[0], report.rows[0]]})
+    other_budget = report.model_copy(update={"max_new_tokens": 9})
+    assert len({report.rows_digest, other_row.rows_digest, other_budget.rows_digest}) == 3
+
+
 def test_means_change_and_eos_rates():
     report = report_of([(2.0, False), (4.0, True), (3.0, False), (3.0, False)],
                        [(1.0, True), (2.0, True), (1.5, True), (1.5, False)])
@@ -116,6 +125,7 @@ def test_means_change_and_eos_rates():
     assert (report.eos_stops("base"), report.eos_stops("tuned")) == (1, 3)
     assert report.summary() == {
         "eval_samples": 4,
+        "eval_rows_digest": report.rows_digest,
         "eval_reference_loss_base": 3.0,
         "eval_reference_loss_tuned": 1.5,
         "eval_reference_loss_change": -0.5,

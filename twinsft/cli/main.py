@@ -46,6 +46,10 @@ def run_command(argv: list[str] | None = None, config_dir: Path = CONFIG_DIR) ->
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["summary"]:
         return summary_command(argv[1:])
+    if argv[:1] == ["promote"]:
+        from twinsft.cli.promote import promote_command
+
+        return promote_command(argv[1:], config_dir)
     args = parse_args(argv)
     try:
         path, cfg = checked_config(args.config, config_dir, args.stack)

@@ -31,6 +31,8 @@ def _outputs(step: Any) -> str:
             continue  # the merged model's entry says it all
         elif "eval_samples" in meta:
             parts.append(f"{name} ({_evaluation_brief(meta)})")
+        elif "promoted" in meta:
+            parts.append(f"{name} ({'-> ' + meta['stage'] if meta['promoted'] else 'not promoted'})")
         elif "stopped_at_eos" in meta:
             parts.append(f"{name} ({meta.get('new_tokens')} tokens, {'EOS' if meta['stopped_at_eos'] else 'no EOS'})")
         else:
@@ -154,5 +156,8 @@ def print_summary(run: Any) -> None:
               f"{comet.get('comet_offline_directory')} with `comet upload <zip>`")
     if run.model_version is not None:
         print(f"ZenML model: {run.model_version.model.name} version {run.model_version.name}")
+    promotion = run.steps["promote"].outputs.get("promotion") if "promote" in run.steps else None
+    if promotion:  # runs made before the promote step have none
+        print(f"Promotion: {promotion[0].load().line()}")
     print(f"Look at run {run.name}: zenml pipeline runs list; zenml artifact version list; "
           "`make dashboard` for the local dashboard")

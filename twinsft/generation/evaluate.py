@@ -9,6 +9,8 @@ each model finds the answer the data wanted, including stopping after it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -70,12 +72,24 @@ class EvalReport(BaseModel):
         change = self.reference_loss_change
         return "-" if change is None else f"{100 * change:+.1f}%"
 
+    @property
+    def rows_digest(self) -> str:
+        """What identifies the held-out rows a comparison is fair on: SHA-256 of each row's instruction and
+        reference, in order, and the token budget of the answers (the EOS rate depends on it)."""
+        rows = [[row.instruction, row.reference] for row in self.rows]
+        payload = json.dumps({"rows": rows, "max_new_tokens": self.max_new_tokens}, ensure_ascii=False)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def eos_rate(self, side: str) -> float:
+        return self.eos_stops(side) / self.samples if self.rows else 0.0
+
     def summary(self) -> dict[str, Any]:
         """The numbers for metadata (the artifact's and the model version's); only the count when off."""
         if not self.rows:
             return {"eval_samples": 0}
         return {
             "eval_samples": self.samples,
+            "eval_rows_digest": self.rows_digest,
             "eval_reference_loss_base": self.mean_reference_loss("base"),
             "eval_reference_loss_tuned": self.mean_reference_loss("tuned"),
             "eval_reference_loss_change": round(self.reference_loss_change or 0.0, 4),
@@ -145,7 +159,9 @@ def answer(model: Any, tokenizer: Any, instruction: str, reference: str, max_new
     )
 
 
-def _answers(model: Any, tokenizer: Any, pairs: list[tuple[str, str]], max_new_tokens: int, side: str) -> list[Answer]:
+def answers_for(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], max_new_tokens: int,
+                side: str) -> list[Answer]:
+    """`model`'s answer and reference loss for each (instruction, reference) pair, a progress line each."""
     answers = []
     for i, (instruction, reference) in enumerate(pairs, start=1):
         out = answer(model, tokenizer, instruction, reference, max_new_tokens)
@@ -167,8 +183,8 @@ def evaluate_held_out(
         return EvalReport(test_rows=len(texts), max_new_tokens=max_new_tokens)
     pairs = [ALPACA.instruction_and_output(text, tokenizer.eos_token) for text in texts[:samples]]
     with model.disable_adapter():
-        base = _answers(model, tokenizer, pairs, max_new_tokens, "base")
-    tuned = _answers(model, tokenizer, pairs, max_new_tokens, "tuned")
+        base = answers_for(model, tokenizer, pairs, max_new_tokens, "base")
+    tuned = answers_for(model, tokenizer, pairs, max_new_tokens, "tuned")
     rows = [
         EvalRow(instruction=instruction, reference=reference, reference_tokens=len(_answer_ids(tokenizer, reference)),
                 base=b, tuned=t)

@@ -43,6 +43,16 @@ def load_adapted(model: ModelSpec, adapter_dir: Path) -> tuple[Any, Any]:
     return tuned, AutoTokenizer.from_pretrained(str(adapter_dir))
 
 
+def load_merged(folder: Path) -> tuple[Any, Any]:
+    """A merged model folder (the export's `merged_model`) and its tokenizer, ready to generate."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    merged = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype(pick_precision("auto")),
+                                                  device_map=device_map())
+    merged.eval()
+    return merged, AutoTokenizer.from_pretrained(str(folder))
+
+
 def greedy_ids(model: Any, tokenizer: Any, input_ids: Any, max_new_tokens: int, streamer: Any = None) -> list[int]:
     """The token ids greedy decoding adds after `input_ids` (one unpadded prompt), up to and with EOS."""
     import torch

@@ -1,4 +1,5 @@
-"""The `llm_sft` pipeline: load_datasets -> format_alpaca -> split -> train_sft -> smoke_generate -> push_merged."""
+"""The `llm_sft` pipeline: load_datasets -> format_alpaca -> split -> train_sft -> smoke_generate -> push_merged
+-> promote."""
 
 from zenml import Model, pipeline
 from zenml.enums import ExecutionMode
@@ -10,6 +11,7 @@ from twinsft.config import (
     GenerationSpec,
     LoraSpec,
     ModelSpec,
+    PromotionSpec,
     Section,
     Sections,
     SplitSpec,
@@ -32,7 +34,7 @@ DEFAULT_MODEL = Model(name="twinsft", description="LoRA/QLoRA SFT of a Llama mod
 
 
 def sft_steps(dataset, *, data: DataSpec | None = None, **sections: Section | None):
-    """format_alpaca -> split -> train_sft -> smoke_generate -> push_merged on `dataset`.
+    """format_alpaca -> split -> train_sft -> smoke_generate -> push_merged -> promote on `dataset`.
 
     `dataset` is a step output (a `datasets.Dataset` with `instruction` and `output` columns), so a
     parent pipeline can put these steps after its own data step. Call inside a `@pipeline`.
@@ -50,11 +52,12 @@ def sft_steps(dataset, *, data: DataSpec | None = None, **sections: Section | No
     if COMET in cfg.training.report_to and (tracker := stack_comet_tracker()) is not None:
         trainer = trainer.with_options(experiment_tracker=tracker.name)  # the stack's Comet experiment
     adapter, report = trainer(train, test, model=cfg.model, lora=cfg.lora, training=cfg.training)
-    steps.smoke_generate(adapter, test, model=cfg.model, generation=cfg.generation)  # evaluates on held-out rows
-    merged, _result = steps.push_merged(
+    _smoke, evaluation = steps.smoke_generate(adapter, test, model=cfg.model, generation=cfg.generation)
+    merged, result = steps.push_merged(
         adapter, report, model=cfg.model, lora=cfg.lora, training=cfg.training, data=data,
         export=cfg.export.resolved(), after="smoke_generate",
     )
+    steps.promote(evaluation, result, model=cfg.model, promotion=cfg.promotion)  # on the held-out evidence
     return adapter, report, merged
 
 
@@ -68,8 +71,9 @@ def sft_pipeline(
     training: TrainingSpec | None = None,
     generation: GenerationSpec | None = None,
     export: ExportSpec | None = None,
+    promotion: PromotionSpec | None = None,
 ):
-    """load_datasets -> format_alpaca -> split -> train_sft -> smoke_generate -> push_merged.
+    """load_datasets -> format_alpaca -> split -> train_sft -> smoke_generate -> push_merged -> promote.
 
     The arguments are the sections of `twinsft.config.RunConfig` (omitted ones take its defaults);
     a run configuration file's `parameters:` block supplies them. A larger pipeline can call this
@@ -88,4 +92,4 @@ def sft_pipeline(
     # The card lists the sources as configured, Hub commits pinned (exact rows are fingerprinted from the report),
     # so a new artifact version with the same rows keeps push_merged cached.
     return sft_steps(raw, data=hub_commits_pinned(data, resolved.data), model=model, lora=lora, split=split,
-                     training=training, generation=generation, export=export)
+                     training=training, generation=generation, export=export, promotion=promotion)
