@@ -62,8 +62,9 @@ def test_editing_a_module_changes_the_keys_of_the_steps_that_import_it_only(tmp_
 
 
 def test_the_evaluation_code_keys_smoke_generate_only():
-    """Editing the evaluation (or its card) reruns smoke_generate, never training or the export."""
+    """Editing the evaluation (or its card) reruns smoke_generate, never training or the export (promote reads
+    the evaluation too, and is never cached)."""
     closure = {step: set(imported_closure(f"twinsft.steps.{step}")) for step in STEPS}
     evaluation = {"twinsft.generation.evaluate", "twinsft.steps.evaluation_materializer"}
     assert evaluation <= closure["smoke_generate"]
-    assert [step for step in STEPS if closure[step] & evaluation] == ["smoke_generate"]
+    assert [step for step in STEPS if closure[step] & evaluation] == ["smoke_generate", "promote"]
