@@ -29,13 +29,13 @@ def promote(
 
 def _decide(evaluation: EvalReport, export_result: ExportResult, model: ModelSpec,
             promotion: PromotionSpec) -> Decision:
-    zenml_model = get_step_context().model_version
-    if zenml_model is None:
+    this_run = get_step_context().model_version  # the run's version of its ZenML Model
+    if this_run is None:
         return Decision(model="", version="", stage=promotion.stage, promoted=False,
                         note="the run has no ZenML Model (the pipeline's `model:`)")
+    name = this_run.model.name
     if not promotion.enabled:
-        return Decision(model=zenml_model.name, version=str(zenml_model.number), stage=promotion.stage,
-                        promoted=False, note="promotion.enabled is false")
+        return Decision(model=name, version=str(this_run.number), stage=promotion.stage, promoted=False,
+                        note="promotion.enabled is false")
     check_machine(model)  # a re-evaluation loads the staged version's merged model on this machine
-    version = find_version(zenml_model.name, zenml_model.number)
-    return promote_version(zenml_model.name, version, evaluation, export_result, promotion)
+    return promote_version(name, find_version(name, this_run.id), evaluation, export_result, promotion)
