@@ -22,6 +22,7 @@ class Evidence(BaseModel):
     base_eos_rate: float | None = None
     export_verified: bool = True
     reevaluated: bool = Field(False, description="Measured now on another version's rows, not read from its run")
+    not_reevaluated: str = Field("", description="Why it was not measured on the candidate's rows, when it was not")
 
 
 class Check(BaseModel):
@@ -103,7 +104,7 @@ def incumbent_checks(candidate: Evidence, incumbent: Evidence | None, stage: str
     if incumbent.rows_digest != candidate.rows_digest:
         return [Check(name="beats_stage", passed=False,
                       detail=f"{name} was evaluated on other held-out rows and was not re-evaluated on these "
-                             "(promotion.reevaluate is false)")]
+                             f"({incumbent.not_reevaluated or 'promotion.reevaluate is false'})")]
     measured = " (re-evaluated on these rows)" if incumbent.reevaluated else ""
     loss, other = candidate.reference_loss, incumbent.reference_loss
     return [

@@ -69,8 +69,11 @@ def incumbent_evidence(holder: Any, candidate: EvalReport, spec: PromotionSpec) 
     if spec.reevaluate and merged is not None:
         folder = merged.load()  # a local copy of the folder, from the artifact store
         return reevaluate(str(holder.number), Path(folder), candidate)
-    return own or Evidence(version=str(holder.number), rows_digest="", samples=0, reference_loss=float("inf"),
-                           eos_rate=0.0)
+    why = "promotion.reevaluate is false" if not spec.reevaluate else "it has no merged_model artifact"
+    if own is not None:
+        return own.model_copy(update={"not_reevaluated": why})
+    return Evidence(version=str(holder.number), rows_digest="", samples=0, reference_loss=float("inf"), eos_rate=0.0,
+                    not_reevaluated=f"{why}, and its run evaluated no rows")
 
 
 def promote_version(model: str, version: Any, report: EvalReport | None, export: ExportResult | None,
