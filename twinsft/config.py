@@ -82,6 +82,19 @@ class ModelSpec(ModelSource):
 
     max_seq_length: int = Field(2048, ge=MIN_SEQ_LENGTH, le=131072)
     load_in_4bit: bool = Field(False, description="QLoRA: load the frozen base in 4-bit NF4 (CUDA only).")
+    base_precision: Literal["auto", "fp8", "fp8_block"] = Field(
+        "auto", description="How LoRA training stores and multiplies the frozen base. auto: in the training "
+        "precision. fp8: FP8 (e4m3) weights with one scale per output row, activations scaled per row (Unsloth's "
+        "load_in_fp8; the Unsloth backend on a GPU of compute capability 9.0+, an H100 or H200). fp8_block: "
+        "128 x 128 weight blocks, 1 x 128 activation groups. The adapter is still merged into, and evaluated on, "
+        "the 16-bit base.")
+
+    @model_validator(mode="after")
+    def _one_base_format(self) -> ModelSpec:
+        if self.load_in_4bit and self.base_precision != "auto":
+            raise ValueError(f"model.load_in_4bit (QLoRA) and model.base_precision '{self.base_precision}' both "
+                             "set the frozen base's format; keep one (base_precision: auto for QLoRA)")
+        return self
 
     def source(self) -> ModelSource:
         """Only the fields that pick the weights: steps that need just the tokenizer take this."""
@@ -330,6 +343,13 @@ class Sections(Section):
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     export: ExportSpec = Field(default_factory=ExportSpec)
     promotion: PromotionSpec = Field(default_factory=PromotionSpec)
+
+    @model_validator(mode="after")
+    def _fp8_base_needs_unsloth(self) -> Sections:
+        if self.model.base_precision != "auto" and self.training.backend == "trl":
+            raise ValueError(f"model.base_precision '{self.model.base_precision}' needs training.backend unsloth "
+                             "(or auto, on a CUDA GPU with unsloth); set base_precision: auto for TRL + PEFT")
+        return self
 
 
 class RunConfig(Sections):

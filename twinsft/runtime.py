@@ -70,6 +70,39 @@ def check_training_requirements(model: ModelSpec, training: TrainingSpec) -> Non
         pick_backend(training.backend)
     if training.precision != "auto":
         pick_precision(training.precision)
+    if model.base_precision != "auto":
+        check_fp8_base(model.base_precision, training.backend)
+
+
+# Unsloth quantizes a 16-bit checkpoint to FP8 on the fly only on compute capability 9.0+ (its
+# _get_fp8_mode_and_check_settings); Ada (8.9) has FP8 tensor cores but Unsloth refuses it there.
+FP8_MIN_CAPABILITY = (9, 0)
+
+
+def check_fp8_base(base_precision: str, backend: str) -> None:
+    """model.base_precision fp8 / fp8_block: Unsloth, a CUDA GPU of capability 9.0+ and torchao, else one line."""
+    field = f"model.base_precision '{base_precision}'"
+    if backend == "trl":
+        raise ConfigError(f"{field} needs training.backend unsloth (or auto); set base_precision: auto for TRL + PEFT")
+    if not cuda_available():
+        raise ConfigError(f"{field} needs a CUDA GPU of compute capability {FP8_MIN_CAPABILITY[0]}.0+ (H100, H200); "
+                          "set base_precision: auto on this machine")
+    import torch
+
+    capability = torch.cuda.get_device_capability()
+    if tuple(capability) < FP8_MIN_CAPABILITY:
+        raise ConfigError(f"{field} needs compute capability {FP8_MIN_CAPABILITY[0]}.{FP8_MIN_CAPABILITY[1]}+ "
+                          f"(H100, H200); {torch.cuda.get_device_name()} has {capability[0]}.{capability[1]}: "
+                          "set base_precision: auto")
+    if not unsloth_installed():
+        raise ConfigError(f"{field} needs the Unsloth backend: `pip install -e '.[gpu]'`")
+    if importlib.util.find_spec("torchao") is None:
+        raise ConfigError(f"{field} needs torchao (Unsloth's FP8 kernels): `pip install torchao`")
+
+
+def unsloth_fp8_mode(base_precision: str) -> bool | str:
+    """model.base_precision as Unsloth's `load_in_fp8` argument."""
+    return {"auto": False, "fp8": True, "fp8_block": "block"}[base_precision]
 
 
 def import_unsloth_first(requested_backend: str) -> None:

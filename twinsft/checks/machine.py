@@ -26,5 +26,6 @@ def check_machine(model: ModelSpec, training: TrainingSpec | None = None, *, mer
     if training is not None:
         check_training_requirements(model, training)
     elif not merge:
-        check_training_requirements(model, _NO_TRAINING)
+        # Generation loads the 16-bit base under the adapter, also after an FP8-base run (the model that is merged).
+        check_training_requirements(model.model_copy(update={"base_precision": "auto"}), _NO_TRAINING)
     check_gated_access(model)

@@ -46,7 +46,9 @@ def render_card(
         base += f" at revision `{model.revision}`"
     elif model.fingerprint:  # local files: their digest stands for a commit
         base += f" (files sha256 `{model.fingerprint}`)"
-    mode = "QLoRA (4-bit NF4 base)" if report.mode == "qlora" else "LoRA (16-bit base)"
+    mode = {"qlora": "QLoRA (4-bit NF4 base)", "lora-fp8": "LoRA (trained on an FP8 row-scaled base, merged into the "
+            "16-bit base)", "lora-fp8_block": "LoRA (trained on an FP8 block-scaled base, merged into the 16-bit base)"
+            }.get(report.mode, "LoRA (16-bit base)")
     hyper = {**{f"lora.{k}": v for k, v in lora.model_dump().items()},
              **{f"training.{k}": v for k, v in training.model_dump(exclude={"checkpoint_dir"}).items()},
              "model.max_seq_length": model.max_seq_length, "model.revision": model.revision}

@@ -6,7 +6,7 @@ from typing import Any
 
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
 from twinsft.models import load_model, load_tokenizer, nf4_config, prepare_tokenizer, resolve_model
-from twinsft.runtime import Precision, device_map, torch_dtype
+from twinsft.runtime import Precision, check_fp8_base, device_map, torch_dtype, unsloth_fp8_mode
 from twinsft.training.packed_attention import trl_attn_implementation
 
 
@@ -25,6 +25,8 @@ def load_trl(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, precision
     """transformers + PEFT (+ bitsandbytes NF4 for QLoRA). Works on CPU and GPU."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
+    if model.base_precision != "auto":
+        check_fp8_base(model.base_precision, "trl")  # raises: the FP8 base is Unsloth's
     quant = nf4_config(precision) if model.load_in_4bit else None
     base = load_model(model, dtype=torch_dtype(precision), device_map=device_map(), quantization_config=quant,
                       attn_implementation=trl_attn_implementation(training.packing))
@@ -39,6 +41,9 @@ def load_unsloth(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, preci
 
     Under torchrun Unsloth places the whole model on the rank's LOCAL_RANK GPU itself (its automatic
     device map); on one GPU that map also plans its layer offloading, so it is not replaced here.
+    With model.base_precision fp8 / fp8_block, Unsloth quantizes the frozen base once to FP8 (torchao, into a
+    private cache folder) and multiplies it in FP8; the LoRA weights, their gradients and the optimizer stay
+    in the training precision and fp32.
     """
     from unsloth import FastLanguageModel
 
@@ -47,6 +52,7 @@ def load_unsloth(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, preci
         max_seq_length=model.max_seq_length,
         dtype=torch_dtype(precision),
         load_in_4bit=model.load_in_4bit,
+        load_in_fp8=unsloth_fp8_mode(model.base_precision),
         revision=model.revision,
     )
     peft_model = FastLanguageModel.get_peft_model(

@@ -100,7 +100,8 @@ def train_report(setup: TrainerSetup, job: TrainingJob, world: World, start: Res
     train_loss = sum(p.loss for p in train_losses) / len(train_losses) if resumed else result.training_loss
     return TrainReport(
         backend=setup.backend,
-        mode="qlora" if job.model.load_in_4bit else "lora",
+        mode="qlora" if job.model.load_in_4bit else "lora" if job.model.base_precision == "auto"
+        else f"lora-{job.model.base_precision}",
         precision=setup.precision,
         device=device_name(),
         eval_loss_before=eval_losses[0],

@@ -14,7 +14,7 @@ class LossPoint(BaseModel):
 
 class TrainReport(BaseModel):
     backend: str
-    mode: str = Field(description="lora or qlora")
+    mode: str = Field(description="lora, qlora, or lora-fp8 / lora-fp8_block (the frozen base in FP8)")
     precision: str
     device: str
     eval_loss_before: float
