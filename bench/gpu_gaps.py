@@ -1,4 +1,5 @@
-"""Where a profiled training step leaves the GPU idle, and which Python code it was waiting on.
+"""Where a profiled training step leaves the GPU idle, and which Python code it was waiting on; and where its
+GPU time goes, by kernel family and by kernel.
 
     python -m bench.gpu_gaps TRACE.json[.gz] [--min-gap-ms 0.2]
 
@@ -89,12 +90,49 @@ def summarize(path: Path, min_gap_ms: float = 0.2, top: int = 12) -> str:
     return "\n".join(out)
 
 
+# Kernel families by name (cuBLAS/cuBLASLt, CUTLASS, Triton, flash attention): first match wins.
+KERNEL_FAMILIES = (
+    ("FP8 matmul", ("e4m3", "e5m2", "f8f8", "fp8", "_f8_", "qgmma")),
+    ("attention", ("flash", "fmha", "attention", "attn", "varlen")),
+    ("bf16/fp32 matmul", ("gemm", "nvjet", "xmma", "cutlass", "matmul", "gemv", "splitk")),
+    ("fused loss / optimizer", ("cross_entropy", "optimizer", "adam", "kOptimizer")),
+    ("Triton fused (norms, rope, SwiGLU, quantize, casts)", ("triton",)),
+    ("copies, casts, elementwise", ("elementwise", "copy", "cat", "fill", "memset", "memcpy", "reduce", "index")),
+)
+
+
+def family(name: str) -> str:
+    low = name.lower()
+    return next((fam for fam, keys in KERNEL_FAMILIES if any(k.lower() in low for k in keys)), "other")
+
+
+def kernel_time(path: Path, top: int = 15) -> str:
+    """GPU time by kernel family and the `top` kernels by total time, from a Chrome trace."""
+    kernels = [e for e in load_events(path) if e.get("cat") in GPU_CATS]
+    total = sum(e["dur"] for e in kernels) or 1.0
+    by_family: dict[str, float] = defaultdict(float)
+    by_name: dict[str, list[float]] = defaultdict(list)
+    for e in kernels:
+        by_family[family(e["name"])] += e["dur"]
+        by_name[e["name"]].append(e["dur"])
+    out = [f"GPU time by kernel family ({total / 1000:.1f} ms of kernels, copies and memsets):",
+           "| family | ms | share |", "|---|---|---|"]
+    for fam, us in sorted(by_family.items(), key=lambda kv: -kv[1]):
+        out.append(f"| {fam} | {us / 1000:.1f} | {us / total:.1%} |")
+    out += [f"top {top} kernels:", "| ms | calls | share | family | kernel |", "|---|---|---|---|---|"]
+    for name, durs in sorted(by_name.items(), key=lambda kv: -sum(kv[1]))[:top]:
+        out.append(f"| {sum(durs) / 1000:.1f} | {len(durs)} | {sum(durs) / total:.1%} | {family(name)} | "
+                   f"{name[:110]} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("trace", type=Path)
     parser.add_argument("--min-gap-ms", type=float, default=0.2)
     args = parser.parse_args()
     print(summarize(args.trace, args.min_gap_ms))
+    print(kernel_time(args.trace))
 
 
 if __name__ == "__main__":

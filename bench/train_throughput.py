@@ -11,15 +11,19 @@ loop. Real instruction data is a few hundred tokens a row, so a packed sequence 
 samples: -len<median> and -hist draw the rows' token lengths from a distribution instead.
 
 Cases (comma-separated):
-  <backend>-<lora|qlora>[-mb<k>][-nockpt][-plan][-hfcount][-len<median>|-hist]
+  <backend>-<lora|qlora>[-mb<k>][-nockpt][-plan][-hfcount][-fp8|-fp8block][-len<median>|-hist]
                                    backend unsloth or trl; effective batch 16 sequences; default
                                    micro-batch 2 with checkpointing (the reference); -plan lets
                                    twinsft.training.memory_plan choose; -hfcount puts back transformers' token
                                    count and NaN filter (a GPU sync per micro-batch), to measure them;
                                    -len350: row lengths log-normal, median 350 tokens, sigma 0.8, clipped to
                                    32..2000; -hist: lengths from --histogram FILE (python -m bench.length_histogram
-                                   exports one from a run config's mix, as its dataset card counts them)
-  bare-<lora|qlora>-mb<k>[-nockpt]  a bare Unsloth loop (no Trainer): the speed floor our step is held to
+                                   exports one from a run config's mix, as its dataset card counts them);
+                                   -fp8 / -fp8block (Unsloth LoRA only): model.base_precision fp8 / fp8_block,
+                                   the frozen base in FP8 with row / 128x128 block scales, compared with its
+                                   16-bit-base twin (the name without the suffix) in speed and first-step loss
+  bare-<lora|qlora>-mb<k>[-nockpt][-fp8|-fp8block]
+                                   a bare Unsloth loop (no Trainer): the speed floor our step is held to
 Before timing a case whose packed sequences hold several samples, the first optimizer step's loss
 (its 16 rows, micro-batch by micro-batch, weighted by tokens) is computed on the packed-attention
 path the step uses and on the one-call-per-sample path it replaced (training.packed_attention); the
@@ -87,9 +91,11 @@ def run_child(case: str, args: argparse.Namespace) -> dict | None:
         return None
     print(f"   {result}", flush=True)
     if result.get("trace"):
-        from bench.gpu_gaps import summarize
+        from bench.gpu_gaps import kernel_time, summarize
 
-        print(summarize(Path(result.pop("trace"))), flush=True)
+        trace = Path(result.pop("trace"))
+        print(summarize(trace), flush=True)
+        print(kernel_time(trace), flush=True)
     return result
 
 

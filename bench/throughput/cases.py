@@ -27,6 +27,9 @@ DEFAULT_CASES = ("unsloth-lora-plan,unsloth-lora-plan-len350,unsloth-qlora-plan,
                  "unsloth-lora-plan-len100,unsloth-lora-plan-len1000")
 
 
+BASE_PRECISIONS = {None: "auto", "-fp8": "fp8", "-fp8block": "fp8_block"}
+
+
 def fail(message: str) -> NoReturn:
     """Bad input: one line, exit status 2."""
     print(f"error: {message}", file=sys.stderr)
@@ -61,6 +64,8 @@ SUFFIXES = (
     Suffix("checkpointing", r"-nockpt", lambda text: text is None, bare=True),
     Suffix("plan", r"-plan", bool),
     Suffix("hfcount", r"-hfcount", bool),
+    # model.base_precision: the frozen base in FP8 (row scales, or 128 x 128 blocks); its twin is the 16-bit base.
+    Suffix("base_precision", r"-fp8block|-fp8", lambda text: BASE_PRECISIONS[text], bare=True),
     Suffix("lengths", r"-len\d+|-hist", lengths_of),
 )
 CASE = re.compile(r"^(?P<kind>unsloth|trl|bare)-(?P<mode>lora|qlora)"
@@ -71,6 +76,8 @@ def parse_case(name: str) -> dict[str, Any]:
     m = CASE.match(name)
     if m is None or (m["kind"] == "bare" and any(m[s.field] for s in SUFFIXES if not s.bare)):
         fail(f"unknown case '{name}'; see --help for the case grammar")
+    if m["base_precision"] and (m["kind"] == "trl" or m["mode"] == "qlora"):  # as the config refuses them
+        fail(f"unknown case '{name}': an FP8 base is Unsloth LoRA's (unsloth-lora-...-fp8, bare-lora-...-fp8)")
     try:
         fields = {s.field: s.value(m[s.field]) for s in SUFFIXES}
     except ValueError:

@@ -67,16 +67,22 @@ def table(rows: list[dict], tflops: float, fpt: float) -> str:
     out = [f"card: {rows[0]['card']}; bf16 matmul {tflops:.0f} TFLOP/s measured; {fpt / 1e9:.1f} GFLOP/token "
            f"useful at one 2048-token sample per row -> ceiling {ceiling:,.0f} tokens/s",
            "| case | backend | mode | micro-batch x accum | checkpointing | samples/row | tokens/s | "
-           "vs one-sample twin | share of ceiling | vs TRL same mode | peak GiB | attention for packed rows |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "vs one-sample twin | vs 16-bit-base twin | share of ceiling | vs TRL same mode | peak GiB | "
+           "first-step loss (vs 16-bit-base twin) | attention for packed rows |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         base = by_case.get(f"trl-{r['mode']}")
         speedup = f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x" if base else "-"
         share = f"{r['tokens_per_s'] / ceiling:.0%}" if ceiling else "-"
         twin = by_case.get(twin_of(r["case"]) or "")
         vs_twin = f"{r['tokens_per_s'] / twin['tokens_per_s']:.0%}" if twin else "-"
+        bf16 = by_case.get(twin_of(r["case"], "base_precision") or "")
+        vs_bf16 = f"{r['tokens_per_s'] / bf16['tokens_per_s']:.2f}x" if bf16 else "-"
+        loss = f"{r['first_loss']:.5f}" if r.get("first_loss") is not None else "-"
+        if bf16 and r.get("first_loss") is not None and bf16.get("first_loss") is not None:
+            loss += f" ({(r['first_loss'] - bf16['first_loss']) / bf16['first_loss']:+.2%})"
         out.append(f"| {r['case']} | {r['backend']} | {r['mode']} | {r['micro_batch']} x {r['accumulation']} | "
                    f"{'on' if r['gradient_checkpointing'] else 'off'} | {r.get('samples_per_row', 1)} | "
-                   f"{r['tokens_per_s']:,.0f} | {vs_twin} | {share} | {speedup} | {r['peak_gib']} | "
-                   f"{r.get('attention', '-')} |")
+                   f"{r['tokens_per_s']:,.0f} | {vs_twin} | {vs_bf16} | {share} | {speedup} | {r['peak_gib']} | "
+                   f"{loss} | {r.get('attention', '-')} |")
     return "\n".join(out)

@@ -33,7 +33,8 @@ def run_step_case(case: dict[str, Any], model_dir: Path, tokenizer_dir: Path, wa
 
     on_gpu = torch.cuda.is_available()
     mb = case["micro_batch"]
-    model = ModelSpec(name=str(model_dir), max_seq_length=SEQ_LEN, load_in_4bit=case["mode"] == "qlora")
+    model = ModelSpec(name=str(model_dir), max_seq_length=SEQ_LEN, load_in_4bit=case["mode"] == "qlora",
+                      base_precision=case.get("base_precision", "auto"))
     training = TrainingSpec(
         backend=case["kind"], per_device_train_batch_size=mb, gradient_accumulation_steps=EFFECTIVE_BATCH // mb,
         gradient_checkpointing=case["checkpointing"], memory_plan="auto" if case["plan"] else "off",
@@ -56,7 +57,9 @@ def run_step_case(case: dict[str, Any], model_dir: Path, tokenizer_dir: Path, wa
     if case["hfcount"]:
         put_back_hf_token_count(setup.trainer)
     packing = packed_rows(setup.trainer, setup.training.per_device_train_batch_size)
-    check = first_loss_check(setup, loss_tolerance) if packing["samples_per_row"] > 1 else {}
+    # The first step's loss before any update: the base's forward alone (LoRA's B starts at zero), to hold an
+    # FP8 base against its 16-bit twin on the same rows.
+    check = first_loss_check(setup, loss_tolerance) if packing["samples_per_row"] > 1 else first_step_loss(setup)
     if on_gpu:
         torch.cuda.reset_peak_memory_stats()
     setup.trainer.train()
@@ -86,6 +89,36 @@ def packed_rows(trainer: Any, micro_batch: int) -> dict[str, Any]:
     }
 
 
+def step_rows_loss(setup: Any) -> tuple[float, int, list[float]]:
+    """The first optimizer step's rows, forward only, micro-batch by micro-batch, each weighted by its label tokens
+    as the Trainer weights them: (loss, label tokens, each micro-batch's loss)."""
+    import torch
+
+    trainer, used = setup.trainer, setup.training
+    mb = used.per_device_train_batch_size
+    rows = min(mb * used.gradient_accumulation_steps, len(trainer.train_dataset))
+    model = trainer.model
+    device = next(p.device for p in model.parameters())
+    total, tokens, each = 0.0, 0, []
+    for start in range(0, rows, mb):
+        batch = trainer.data_collator([trainer.train_dataset[i] for i in range(start, min(start + mb, rows))])
+        batch = {k: v.to(device) for k, v in batch.items() if torch.is_tensor(v)}
+        n = int((batch["labels"][..., 1:] != -100).sum())  # the tokens a causal LM's loss averages over
+        with torch.no_grad():
+            loss = float(model(**batch, use_cache=False).loss)
+        total += loss * n
+        tokens += n
+        each.append(loss)
+    sync_gpu()
+    return total / tokens, tokens, each
+
+
+def first_step_loss(setup: Any) -> dict[str, float]:
+    loss, tokens, _ = step_rows_loss(setup)
+    print(f"first step's loss ({tokens} label tokens): {loss:.5f}", flush=True)
+    return {"first_loss": round(loss, 5), "first_loss_tokens": tokens}
+
+
 def first_loss_check(setup: Any, tolerance: float = LOSS_TOLERANCE) -> dict[str, float]:
     """The first optimizer step's loss on the packed-attention path and on one attention call per sample.
 
@@ -94,31 +127,13 @@ def first_loss_check(setup: Any, tolerance: float = LOSS_TOLERANCE) -> dict[str,
     averages down over a step's ~32k tokens, a real difference does not. Forward only (the gradient
     follows the same kernels); a difference over `tolerance` ends the case.
     """
-    import torch
-
     from twinsft.training.packed_attention import per_segment_attention
 
-    trainer, used = setup.trainer, setup.training
-    mb = used.per_device_train_batch_size
-    rows = min(mb * used.gradient_accumulation_steps, len(trainer.train_dataset))
-    model = trainer.model
-    device = next(p.device for p in model.parameters())
-    sums = {"packed": 0.0, "per_sample": 0.0}
-    tokens, worst = 0, 0.0
-    for start in range(0, rows, mb):
-        batch = trainer.data_collator([trainer.train_dataset[i] for i in range(start, min(start + mb, rows))])
-        batch = {k: v.to(device) for k, v in batch.items() if torch.is_tensor(v)}
-        n = int((batch["labels"][..., 1:] != -100).sum())  # the tokens a causal LM's loss averages over
-        with torch.no_grad():
-            packed = float(model(**batch, use_cache=False).loss)
-            with per_segment_attention(setup.backend, model):
-                per_sample = float(model(**batch, use_cache=False).loss)
-        sums["packed"] += packed * n
-        sums["per_sample"] += per_sample * n
-        tokens += n
-        worst = max(worst, abs(packed - per_sample))
-    sync_gpu()
-    packed, per_sample = sums["packed"] / tokens, sums["per_sample"] / tokens
+    packed, tokens, each_packed = step_rows_loss(setup)
+    with per_segment_attention(setup.backend, setup.trainer.model):
+        per_sample, _, each_per_sample = step_rows_loss(setup)
+    rows = min(len(each_packed) * setup.training.per_device_train_batch_size, len(setup.trainer.train_dataset))
+    worst = max(abs(a - b) for a, b in zip(each_packed, each_per_sample, strict=True))
     diff = abs(packed - per_sample)
     print(f"first step's loss ({rows} rows, {tokens} tokens): {packed:.5f} ({setup.attention}) against "
           f"{per_sample:.5f} (the path before: "

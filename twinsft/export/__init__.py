@@ -31,6 +31,7 @@ class ExportResult(BaseModel):
     repo_url: str | None = None
     commit_url: str | None = None
     merge_max_logit_diff: float = 0.0
+    merge_rel_logit_diff: float = 0.0
     verified_tokens: int = 0
     # Only when export.gguf asks for files (None keeps them out of the step metadata otherwise).
     gguf: dict[str, GGUFCheck] | None = None  # quantization -> path, size, logit diff, greedy match

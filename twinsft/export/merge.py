@@ -30,6 +30,28 @@ class MergeCheck(BaseModel):
     dtype: str
     merge_max_logit_diff: float
     verified_tokens: int
+    merge_rel_logit_diff: float = 0.0  # ||merged - adapter on the 16-bit base|| / ||adapter on the 16-bit base||
+
+
+# Largest relative logit difference (Frobenius norm) between the merged model and the adapter on the 16-bit base,
+# by the dtype the merge computes in. fp32 (a CPU) merges to ~1e-7; a 16-bit merge rounds W + BA once (bf16 keeps
+# 8 bits: ~4e-3 per weight). A base that is not the one trained on, such as the FP8-rounded copy an FP8-base run
+# multiplied (3-4% per weight), lands above these (tests/export/test_merge_fp8_base.py).
+MERGE_TOLERANCE = {"float32": 1e-4, "16-bit": 1.5e-2}
+
+
+def check_merge(got: Any, want: Any, work_dtype: Any) -> float:
+    """The merged model's logits against the adapter's on the 16-bit base; ExportMismatch past MERGE_TOLERANCE."""
+    import torch
+
+    rel = float((got.double() - want.double()).norm() / want.double().norm().clamp(min=1e-30))
+    tolerance = MERGE_TOLERANCE["float32" if work_dtype == torch.float32 else "16-bit"]
+    if not rel <= tolerance:
+        raise ExportMismatch(
+            f"the merged model's logits differ from the adapter on the 16-bit base by {rel:.2e} (relative) > "
+            f"{tolerance:g}: the merge did not reproduce the trained model; the export was not kept"
+        )
+    return rel
 
 
 def probe_ids(tokenizer: Any, device: Any) -> Any:
@@ -68,10 +90,13 @@ def merge_to_dir(model: ModelSpec, adapter_dir: Path, output_dir: Path, card: st
     """Merge LoRA into the base model in 16-bit, save model + tokenizer (+ card), and verify the saved copy.
 
     A QLoRA run still merges into a 16-bit base (never into 4-bit weights, which would lose the
-    fine-tune to re-quantization). The tokenizer gets the Alpaca chat template so serving uses the
+    fine-tune to re-quantization); so does a run whose frozen base was FP8 (model.base_precision): the
+    base is always loaded here from its 16-bit checkpoint, never the FP8-rounded copy training multiplied.
+    The tokenizer gets the Alpaca chat template so serving uses the
     prompt the model was trained on. Verification: the merged model's logits are compared with the
     adapter model's before casting, and the copy reloaded from disk must generate the same greedy
-    tokens as the model in memory; only then does it replace `output_dir`.
+    tokens as the model in memory; only then does it replace `output_dir`. The merged logits must match the
+    adapter on the 16-bit base within MERGE_TOLERANCE.
     """
     import torch
     from peft import PeftModel
@@ -86,7 +111,9 @@ def merge_to_dir(model: ModelSpec, adapter_dir: Path, output_dir: Path, card: st
     ids = probe_ids(tokenizer, adapted.device)
     want = logits(adapted, ids)
     merged = adapted.merge_and_unload()
-    diff = float((logits(merged, ids) - want).abs().max())
+    got = logits(merged, ids)
+    diff = float((got - want).abs().max())
+    rel = check_merge(got, want, work_dtype)
     merged = cast_weights(merged, dtype)
     tokenizer.chat_template = ALPACA.chat_template()
     # Serving stacks read these from the model files: make them agree with the trained tokenizer.
@@ -116,4 +143,5 @@ def merge_to_dir(model: ModelSpec, adapter_dir: Path, output_dir: Path, card: st
         tmp.rename(output_dir)  # a crash mid-save never leaves a half-written model at output_dir
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return MergeCheck(dtype=str(dtype).removeprefix("torch."), merge_max_logit_diff=diff, verified_tokens=len(before))
+    return MergeCheck(dtype=str(dtype).removeprefix("torch."), merge_max_logit_diff=diff, verified_tokens=len(before),
+                      merge_rel_logit_diff=rel)

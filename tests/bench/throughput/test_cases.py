@@ -11,7 +11,8 @@ def test_case_names_set_their_fields():
     assert BENCH_TARGETS == LoraSpec().target_modules
     assert parse_case("unsloth-lora-mb4-nockpt") == {"name": "unsloth-lora-mb4-nockpt", "kind": "unsloth",
                                                      "mode": "lora", "micro_batch": 4, "checkpointing": False,
-                                                     "plan": False, "hfcount": False, "lengths": "one-sample"}
+                                                     "plan": False, "hfcount": False, "base_precision": "auto",
+                                                     "lengths": "one-sample"}
     assert parse_case("unsloth-lora-plan-hfcount")["hfcount"]
     for wrong in ("bare-lora-plan", "bare-lora-mb2-hfcount", "unsloth-lora-hfcount-plan"):
         with pytest.raises(SystemExit):
@@ -37,3 +38,17 @@ def test_a_twin_can_be_taken_along_any_suffix():
     assert twin_of("unsloth-lora-plan-len350", "plan") == "unsloth-lora-len350"
     assert twin_of("unsloth-lora-plan-len350", "hfcount") is None
     assert parse_case("bare-lora")["micro_batch"] == 2 and parse_case("bare-lora")["checkpointing"]
+
+
+def test_fp8_cases_and_their_16bit_base_twins(capsys):
+    assert parse_case("unsloth-lora-mb4-nockpt-fp8-len350")["base_precision"] == "fp8"
+    assert parse_case("unsloth-lora-plan-fp8block")["base_precision"] == "fp8_block"
+    assert parse_case("bare-lora-mb8-nockpt-fp8")["base_precision"] == "fp8"
+    assert twin_of("unsloth-lora-mb4-nockpt-fp8-len350", "base_precision") == "unsloth-lora-mb4-nockpt-len350"
+    assert twin_of("unsloth-lora-mb4-nockpt-fp8-len350") == "unsloth-lora-mb4-nockpt-fp8"  # its one-sample twin
+    assert twin_of("unsloth-lora-plan-fp8block", "base_precision") == "unsloth-lora-plan"
+    for wrong in ("trl-lora-plan-fp8", "unsloth-qlora-plan-fp8", "unsloth-lora-len350-fp8", "unsloth-lora-fp8-plan"):
+        with pytest.raises(SystemExit) as exit_:
+            parse_case(wrong)
+        assert exit_.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 4

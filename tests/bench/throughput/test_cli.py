@@ -10,8 +10,8 @@ def test_help_prints_the_case_grammar_and_the_options():
     proc = subprocess.run([sys.executable, "-m", "bench.train_throughput", "--help"], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "<backend>-<lora|qlora>[-mb<k>][-nockpt][-plan][-hfcount][-len<median>|-hist]" in proc.stdout
-    assert "bare-<lora|qlora>-mb<k>[-nockpt]" in proc.stdout
+    assert "<backend>-<lora|qlora>[-mb<k>][-nockpt][-plan][-hfcount][-fp8|-fp8block][-len<median>|-hist]" in proc.stdout
+    assert "bare-<lora|qlora>-mb<k>[-nockpt][-fp8|-fp8block]" in proc.stdout
     for option in ("--cases", "--shape", "--tokenizer", "--histogram", "--loss-tolerance", "--case-timeout"):
         assert option in proc.stdout
     assert "--child" not in proc.stdout  # the parent's way of running one case
