@@ -12,10 +12,10 @@ tok=$1 logs=${2:-outputs/gpu-pipeline}
 mkdir -p "$logs"
 $PY -m bench.random_llama --shape smoke --tokenizer "$tok" --out outputs/bench/random-smoke >/dev/null || exit 1
 status=0
-for c in ${CASES:-unsloth-lora unsloth-lora-response unsloth-qlora trl-lora trl-qlora}; do
+for c in ${CASES:-unsloth-lora unsloth-lora-fp8 unsloth-lora-response unsloth-qlora trl-lora trl-qlora}; do
   $PY run.py --config "bench/configs/smoke-$c.yaml" >"$logs/$c.log" 2>&1
   rc=$?; [ $rc = 0 ] || status=1
   echo "== $c: exit $rc"
-  grep -E "training on [0-9]+ processes|memory plan|Step .* has (started|finished)|eval loss (before|after)|^error" "$logs/$c.log" | cut -c1-160 | tail -16
+  grep -E "training on [0-9]+ processes|memory plan|Step .* has (started|finished)|eval loss (before|after)|Quantizing|gguf|^error" "$logs/$c.log" | cut -c1-160 | tail -16
 done
 exit $status
