@@ -92,7 +92,8 @@ def summarize(path: Path, min_gap_ms: float = 0.2, top: int = 12) -> str:
 
 # Kernel families by name (cuBLAS/cuBLASLt, CUTLASS, Triton, flash attention): first match wins.
 KERNEL_FAMILIES = (
-    ("FP8 matmul", ("e4m3", "e5m2", "f8f8", "fp8", "_f8_", "qgmma")),
+    # cuBLASLt's nvjet kernels name FP8 operands "qq" (nvjet_sm90_qqtst_..._ovscale_TNT, seen on an H100).
+    ("FP8 matmul", ("e4m3", "e5m2", "f8f8", "fp8", "_f8_", "qgmma", "nvjet_sm90_qq")),
     ("attention", ("flash", "fmha", "attention", "attn", "varlen")),
     ("bf16/fp32 matmul", ("gemm", "nvjet", "xmma", "cutlass", "matmul", "gemv", "splitk")),
     ("fused loss / optimizer", ("cross_entropy", "optimizer", "adam", "kOptimizer")),
