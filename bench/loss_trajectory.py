@@ -8,7 +8,8 @@ process of its own through `build_trainer`, the step's own code, on the benchmar
 evaluated on held-out rows drawn the same way with another seed (before and after training). Random tokens from
 ~32k of the vocabulary leave a model one thing to learn, which tokens occur: the held-out loss falls from the
 random model's ~12.6 toward ln(31,700) = 10.36, the same for every case, so it measures how well training went.
-A case with -fp8 / -fp8block passes when its last training loss and its held-out loss after training are within
+With --text sample the rows are the project's sample instructions instead (learnable English; every 10th held
+out). A case with -fp8 / -fp8block passes when its last training loss and its held-out loss after training are within
 --tolerance (relative) of its twin's. The run goes to bench/results/<date>-<card>-loss-trajectory.json.
 """
 
@@ -31,8 +32,27 @@ from bench.throughput.results import child_result, results_path
 EVAL_ROWS = 32  # packed held-out rows of up to SEQ_LEN tokens
 
 
-def train_case(case: dict[str, Any], model_dir: Path, tokenizer_dir: Path, steps: int, eval_rows: int) -> dict:
-    """One case trained for `steps` optimizer steps; its losses, held-out loss, speed and peak."""
+def sample_texts(tokenizer_dir: Path, eval_share: float = 0.1) -> tuple[list[str], list[str]]:
+    """The project's sample rows (twinsft/sample_data: English instructions and answers) in the Alpaca template:
+    learnable text, every 10th row held out."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    from twinsft.data.alpaca import ALPACA
+
+    eos = AutoTokenizer.from_pretrained(str(tokenizer_dir)).eos_token
+    rows = [json.loads(line) for name in ("twin", "general")
+            for line in (REPO / "twinsft" / "sample_data" / f"{name}.jsonl").read_text().splitlines() if line.strip()]
+    texts = [ALPACA.training_text(r["instruction"], r["output"], eos) for r in rows]
+    every = round(1 / eval_share)
+    return [t for i, t in enumerate(texts) if i % every], [t for i, t in enumerate(texts) if not i % every]
+
+
+def train_case(case: dict[str, Any], model_dir: Path, tokenizer_dir: Path, steps: int, eval_rows: int,
+               text: str = "random") -> dict:
+    """One case trained for `steps` optimizer steps; its losses, held-out loss, speed and peak. `text`: random
+    (the benchmark's random-token rows of the case's lengths) or sample (the project's sample rows, repeated)."""
     if case["kind"] == "unsloth":
         import unsloth  # noqa: F401  (before trl/transformers)
     import torch
@@ -62,8 +82,12 @@ def train_case(case: dict[str, Any], model_dir: Path, tokenizer_dir: Path, steps
         return rows_of_lengths(tokenizer_dir, sample_lengths(case["lengths"], int(rows * SEQ_LEN * 1.15), seed=seed),
                                seed=seed)
 
-    train_ds = Dataset.from_dict({"text": texts((steps + 1) * EFFECTIVE_BATCH, 0)})
-    eval_ds = Dataset.from_dict({"text": texts(eval_rows, 1)})
+    if text == "sample":
+        train_texts, eval_texts = sample_texts(tokenizer_dir)
+    else:
+        train_texts, eval_texts = texts((steps + 1) * EFFECTIVE_BATCH, 0), texts(eval_rows, 1)
+    train_ds = Dataset.from_dict({"text": train_texts})
+    eval_ds = Dataset.from_dict({"text": eval_texts})
     timer = StepTimer(steps)
     setup = build_trainer(train_ds, eval_ds, model, LoraSpec(r=32, alpha=32, target_modules=TARGETS), training,
                           callbacks=[timer.callback()])
@@ -128,13 +152,18 @@ def main() -> None:
     parser.add_argument("--tokenizer", type=Path, required=True, help="saved tokenizer (bench.random_llama)")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--eval-rows", type=int, default=EVAL_ROWS)
+    parser.add_argument("--text", choices=("random", "sample"), default="random",
+                        help="random: the benchmark's random-token rows (nothing to learn but which tokens occur); "
+                        "sample: the project's sample rows in the Alpaca template, every 10th held out (learnable; "
+                        "a step packs them all, so 30 steps are ~30 epochs)")
     parser.add_argument("--tolerance", type=float, default=0.01, help="largest relative loss difference to the twin")
     parser.add_argument("--case-timeout", type=float, metavar="S", help="stop a case after S seconds, go on")
     parser.add_argument("--child", metavar="CASE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.model_dir = args.model_dir or REPO / "outputs" / "bench" / f"random-{args.shape}"
     if args.child:
-        row = train_case(parse_case(args.child), args.model_dir, args.tokenizer, args.steps, args.eval_rows)
+        row = train_case(parse_case(args.child), args.model_dir, args.tokenizer, args.steps, args.eval_rows,
+                         args.text)
         print("RESULT " + json.dumps(row), flush=True)
         return
     cases = [parse_case(c)["name"] for c in args.cases.split(",") if c]
@@ -144,7 +173,8 @@ def main() -> None:
     for name in cases:
         print(f"== {name}", flush=True)
         cmd = [sys.executable, "-m", "bench.loss_trajectory", "--child", name, "--model-dir", str(args.model_dir),
-               "--tokenizer", str(args.tokenizer), "--steps", str(args.steps), "--eval-rows", str(args.eval_rows)]
+               "--tokenizer", str(args.tokenizer), "--steps", str(args.steps), "--eval-rows", str(args.eval_rows),
+               "--text", args.text]
         try:
             proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=args.case_timeout)
         except subprocess.TimeoutExpired:
@@ -161,6 +191,7 @@ def main() -> None:
     path = path.with_name(path.stem + "-loss-trajectory.json")
     saved = json.loads(path.read_text()) if path.exists() else {"runs": []}
     saved["runs"].append({"run": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"), "shape": args.shape,
+                          "text": args.text,
                           "tolerance": args.tolerance, "rows": rows, "verdicts": verdicts})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(saved, indent=1) + "\n")
