@@ -164,7 +164,7 @@ def measure(tokens: int) -> dict[str, Any]:
     import triton
 
     def bench(fn: Any) -> float:
-        return float(triton.testing.do_bench(fn, warmup=10, rep=50, return_mode="median"))
+        return float(triton.testing.do_bench(fn, warmup=5, rep=25, return_mode="median"))
 
     try:
         import unsloth  # noqa: F401  (its kernels, measured beside torchao's)

@@ -49,12 +49,12 @@ def test_merging_onto_the_fp8_rounded_base_would_fail_the_merge_check(tiny_model
     # What the export does after an FP8-base run: the 16-bit checkpoint plus the delta. It passes, as always.
     result = export_merged(ModelSpec(name=str(tiny_model_dir), base_precision="fp8"), adapter_dir,
                            ExportSpec(output_dir=str(tmp_path / "merged")))
-    assert result.merge_rel_logit_diff < 1e-6
+    assert result.merge_rel_logit_diff < 1e-5  # fp32: ~1e-6
 
     # Merging the same adapter onto the FP8-rounded base instead: the check against the 16-bit reference fails.
     wrong = PeftModel.from_pretrained(fp8_base(tiny_model_dir), str(adapter_dir)).merge_and_unload().eval()
     rel = float((logits(wrong) - want).norm() / want.norm())
-    assert rel > 10 * MERGE_TOLERANCE["float32"], rel  # the FP8 rounding, far past the fp32 merge's tolerance
+    assert rel > 10 * MERGE_TOLERANCE["float32"], rel  # 3.5e-2 here: past the 16-bit tolerance too
     with pytest.raises(ExportMismatch, match=r"differ from the adapter on the 16-bit base by .* \(relative\)"):
         check_merge(logits(wrong), want, torch.float32)
     check_merge(want.clone(), want, torch.float32)  # the right merge passes the same check
