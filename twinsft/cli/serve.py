@@ -52,9 +52,10 @@ def deployment_name(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{model}-serve")
 
 
-def served_model_name(args: argparse.Namespace, config_dir: Path) -> tuple[str, str]:
-    """(ZenML Model name, example instruction) from --model / --config."""
-    instruction = GenerationSpec().instruction
+def served_model_name(args: argparse.Namespace, config_dir: Path) -> tuple[str, dict[str, Any]]:
+    """(ZenML Model name, example request) from --model / --config: the example is the config's smoke generation
+    (instruction and token budget), so the playground and the `curl` line ask what the pipeline asked."""
+    example = GenerationSpec().model_dump(include={"instruction", "max_new_tokens"})
     model = args.model
     if args.config:
         raw = read_yaml_file(resolve_config_path(args.config, config_dir))
@@ -62,8 +63,8 @@ def served_model_name(args: argparse.Namespace, config_dir: Path) -> tuple[str, 
         if model is None and isinstance(block, dict) and block.get("name"):
             model = str(block["name"])
         generation = (raw.get("parameters") or {}).get("generation") or {}
-        instruction = generation.get("instruction") or instruction
-    return model or DEFAULT_MODEL_NAME, instruction
+        example.update({k: v for k, v in generation.items() if k in example and v})
+    return model or DEFAULT_MODEL_NAME, example
 
 
 def serve_command(argv: list[str], config_dir: Path = CONFIG_DIR) -> int:
@@ -71,10 +72,11 @@ def serve_command(argv: list[str], config_dir: Path = CONFIG_DIR) -> int:
     try:
         if args.max_new_tokens_cap < 1:
             raise UserError(f"--max-new-tokens-cap must be at least 1, got {args.max_new_tokens_cap}")
-        model, instruction = served_model_name(args, config_dir)
+        model, example = served_model_name(args, config_dir)
         if args.stop:
             return stop(deployment_name(model))
-        return deploy(model, args.stage, args.max_new_tokens_cap, args.port, instruction)
+        example["max_new_tokens"] = min(example["max_new_tokens"], args.max_new_tokens_cap)
+        return deploy(model, args.stage, args.max_new_tokens_cap, args.port, example)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -120,7 +122,8 @@ def deployer_stack() -> tuple[Any, str | None]:
     return stack, note
 
 
-def deploy(model: str, stage: str | None, cap: int, port: int | None, instruction: str) -> int:
+def deploy(model: str, stage: str | None, cap: int, port: int | None, example: dict[str, Any]) -> int:
+    """Deploy; `example` (instruction, max_new_tokens) becomes the snapshot's parameters: the playground's input."""
     from zenml.client import Client
 
     from twinsft.pipelines.llm_serve import serve_pipeline
@@ -142,7 +145,7 @@ def deploy(model: str, stage: str | None, cap: int, port: int | None, instructio
     try:
         with children_reaped():
             deployment = serve_pipeline.with_options(**options).deploy(
-                deployment_name=name, instruction=instruction, timeout=READY_TIMEOUT_S)
+                deployment_name=name, timeout=READY_TIMEOUT_S, **example)
     except Exception as exc:  # the deployer's errors: the service did not come up
         print(f"error: deployment {name} did not start: {str(exc).splitlines()[0]}", file=sys.stderr)
         print(f"  {log_tail(client, name)}", file=sys.stderr)
@@ -151,7 +154,7 @@ def deploy(model: str, stage: str | None, cap: int, port: int | None, instructio
         client.activate_stack(previous)
     url = deployment.url
     print(f"Ready after {time.monotonic() - started:.1f} s: {url}  (dashboard: Deployments > {name} > Playground)")
-    body = json.dumps({"parameters": {"instruction": instruction, "max_new_tokens": 256}})
+    body = json.dumps({"parameters": example})
     print(f"curl -s -X POST {url}/invoke -H 'Content-Type: application/json' -d {shlex.quote(body)}")
     print(f"Take it down: python run.py serve --stop --model {shlex.quote(model)}")
     return 0
