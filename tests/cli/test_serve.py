@@ -36,3 +36,13 @@ def test_bad_input_is_one_line_and_exit_2(args, message, capsys, tmp_path):
     assert run_command(["serve", *args], config_dir=tmp_path) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(message), err
+
+
+def test_the_configs_image_settings_go_to_a_containerized_deployer(tmp_path):
+    from twinsft.cli.serve import docker_settings
+
+    config = tmp_path / "c.yaml"
+    image = {"dockerfile": "docker/Dockerfile.cpu"}
+    config.write_text(yaml.safe_dump({"parameters": {}, "settings": {"docker": image}}))
+    assert docker_settings(parse_serve_args(["--config", str(config)]), tmp_path) == image
+    assert docker_settings(parse_serve_args([]), tmp_path) is None

@@ -58,13 +58,24 @@ def served_model_name(args: argparse.Namespace, config_dir: Path) -> tuple[str, 
     example = GenerationSpec().model_dump(include={"instruction", "max_new_tokens"})
     model = args.model
     if args.config:
-        raw = read_yaml_file(resolve_config_path(args.config, config_dir))
+        raw = read_config(args, config_dir)
         block = raw.get("model")
         if model is None and isinstance(block, dict) and block.get("name"):
             model = str(block["name"])
         generation = (raw.get("parameters") or {}).get("generation") or {}
         example.update({k: v for k, v in generation.items() if k in example and v})
     return model or DEFAULT_MODEL_NAME, example
+
+
+def read_config(args: argparse.Namespace, config_dir: Path) -> dict[str, Any]:
+    return read_yaml_file(resolve_config_path(args.config, config_dir)) if args.config else {}
+
+
+def docker_settings(args: argparse.Namespace, config_dir: Path) -> dict[str, Any] | None:
+    """The config's `settings.docker`: on a containerized deployer (Docker, Kubernetes) the service runs in the
+    image the training steps ran in; the local deployer builds no image."""
+    docker = (read_config(args, config_dir).get("settings") or {}).get("docker")
+    return docker if isinstance(docker, dict) else None
 
 
 def serve_command(argv: list[str], config_dir: Path = CONFIG_DIR) -> int:
@@ -76,7 +87,7 @@ def serve_command(argv: list[str], config_dir: Path = CONFIG_DIR) -> int:
         if args.stop:
             return stop(deployment_name(model))
         example["max_new_tokens"] = min(example["max_new_tokens"], args.max_new_tokens_cap)
-        return deploy(model, args.stage, args.max_new_tokens_cap, args.port, example)
+        return deploy(model, args.stage, args.max_new_tokens_cap, args.port, example, docker_settings(args, config_dir))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -122,7 +133,8 @@ def deployer_stack() -> tuple[Any, str | None]:
     return stack, note
 
 
-def deploy(model: str, stage: str | None, cap: int, port: int | None, example: dict[str, Any]) -> int:
+def deploy(model: str, stage: str | None, cap: int, port: int | None, example: dict[str, Any],
+           docker: dict[str, Any] | None = None) -> int:
     """Deploy; `example` (instruction, max_new_tokens) becomes the snapshot's parameters: the playground's input."""
     from zenml.client import Client
 
@@ -135,8 +147,11 @@ def deploy(model: str, stage: str | None, cap: int, port: int | None, example: d
         print(note)
     name = deployment_name(model)
     options: dict[str, Any] = {"on_init_kwargs": {"model": model, "stage": stage, "max_new_tokens_cap": cap}}
+    settings: dict[str, Any] = {"docker": docker} if docker else {}
     if port:
-        options["settings"] = {"deployer": {"port": port}}
+        settings["deployer"] = {"port": port}
+    if settings:
+        options["settings"] = settings
     client = Client()
     previous = client.active_stack_model.id
     client.activate_stack(stack.id)  # the deployer deploys on the active stack; put back right after
