@@ -38,11 +38,13 @@ def test_bad_input_is_one_line_and_exit_2(args, message, capsys, tmp_path):
     assert len(err) == 1 and err[0].startswith(message), err
 
 
-def test_the_configs_image_settings_go_to_a_containerized_deployer(tmp_path):
-    from twinsft.cli.serve import docker_settings
+def test_the_configs_image_and_resources_go_to_a_containerized_deployer(tmp_path):
+    from twinsft.cli.serve import passed_settings
 
     config = tmp_path / "c.yaml"
-    image = {"dockerfile": "docker/Dockerfile.cpu"}
-    config.write_text(yaml.safe_dump({"parameters": {}, "settings": {"docker": image}}))
-    assert docker_settings(parse_serve_args(["--config", str(config)]), tmp_path) == image
-    assert docker_settings(parse_serve_args([]), tmp_path) is None
+    settings = {"docker": {"dockerfile": "docker/Dockerfile.cpu"}, "resources": {"gpu_count": 1},
+                "orchestrator": {"synchronous": False}}
+    config.write_text(yaml.safe_dump({"parameters": {}, "settings": settings}))
+    assert passed_settings(parse_serve_args(["--config", str(config)]), tmp_path) == {
+        "docker": settings["docker"], "resources": {"gpu_count": 1}}
+    assert passed_settings(parse_serve_args([]), tmp_path) == {}

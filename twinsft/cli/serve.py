@@ -71,11 +71,15 @@ def read_config(args: argparse.Namespace, config_dir: Path) -> dict[str, Any]:
     return read_yaml_file(resolve_config_path(args.config, config_dir)) if args.config else {}
 
 
-def docker_settings(args: argparse.Namespace, config_dir: Path) -> dict[str, Any] | None:
-    """The config's `settings.docker`: on a containerized deployer (Docker, Kubernetes) the service runs in the
-    image the training steps ran in; the local deployer builds no image."""
-    docker = (read_config(args, config_dir).get("settings") or {}).get("docker")
-    return docker if isinstance(docker, dict) else None
+PASSED_SETTINGS = ("docker", "resources")
+
+
+def passed_settings(args: argparse.Namespace, config_dir: Path) -> dict[str, Any]:
+    """The config's run-level `settings.docker` and `settings.resources`: on a containerized deployer (Docker,
+    Kubernetes) the service runs in the image the training steps ran in, with the resources (GPUs, replicas)
+    asked for; the local deployer builds no image and ignores both."""
+    settings = read_config(args, config_dir).get("settings") or {}
+    return {key: settings[key] for key in PASSED_SETTINGS if isinstance(settings.get(key), dict)}
 
 
 def serve_command(argv: list[str], config_dir: Path = CONFIG_DIR) -> int:
@@ -87,7 +91,7 @@ def serve_command(argv: list[str], config_dir: Path = CONFIG_DIR) -> int:
         if args.stop:
             return stop(deployment_name(model))
         example["max_new_tokens"] = min(example["max_new_tokens"], args.max_new_tokens_cap)
-        return deploy(model, args.stage, args.max_new_tokens_cap, args.port, example, docker_settings(args, config_dir))
+        return deploy(model, args.stage, args.max_new_tokens_cap, args.port, example, passed_settings(args, config_dir))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -134,7 +138,7 @@ def deployer_stack() -> tuple[Any, str | None]:
 
 
 def deploy(model: str, stage: str | None, cap: int, port: int | None, example: dict[str, Any],
-           docker: dict[str, Any] | None = None) -> int:
+           settings: dict[str, Any] | None = None) -> int:
     """Deploy; `example` (instruction, max_new_tokens) becomes the snapshot's parameters: the playground's input."""
     from zenml.client import Client
 
@@ -147,7 +151,7 @@ def deploy(model: str, stage: str | None, cap: int, port: int | None, example: d
         print(note)
     name = deployment_name(model)
     options: dict[str, Any] = {"on_init_kwargs": {"model": model, "stage": stage, "max_new_tokens_cap": cap}}
-    settings: dict[str, Any] = {"docker": docker} if docker else {}
+    settings = dict(settings or {})
     if port:
         settings["deployer"] = {"port": port}
     if settings:
