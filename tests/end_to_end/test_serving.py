@@ -36,7 +36,8 @@ import json
 from zenml.client import Client
 run = Client().get_pipeline("llm_sft").last_run
 artifact = run.steps["smoke_generate"].outputs["smoke_generation"][0]
-print(json.dumps({"answer": str(artifact.load()), **{k: artifact.run_metadata[k] for k in
+stage = Client().get_model_version("serving-test", 1).stage  # what the promote step decided
+print(json.dumps({"answer": str(artifact.load()), "stage": stage, **{k: artifact.run_metadata[k] for k in
                  ("stopped_at_eos", "new_tokens", "instruction")}}))
 """
 
@@ -109,8 +110,9 @@ def test_served_answer_is_the_smoke_answer(server, tmp_path, tiny_model_dir, dat
         answer = body["outputs"]["answer"]
         assert answer["answer"] == smoke["answer"] and answer["new_tokens"] == smoke["new_tokens"]
         assert answer["stopped_at_eos"] == smoke["stopped_at_eos"]
+        # The one version: staged when the promote step staged it, else served as the latest.
         assert (answer["model"], answer["model_version"], answer["model_version_number"], answer["stage"]) == (
-            MODEL, "1", 1, None)  # no version staged: the latest
+            MODEL, "1", 1, "staging" if smoke["stage"] == "staging" else None)
 
         for bad, field, words in [({"instruction": "   "}, "instruction", "instruction is empty"),
                                   ({"instruction": "hi", "max_new_tokens": 65}, "max_new_tokens", "cap of 64"),
