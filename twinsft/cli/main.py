@@ -50,6 +50,10 @@ def run_command(argv: list[str] | None = None, config_dir: Path = CONFIG_DIR) ->
         from twinsft.cli.promote import promote_command
 
         return promote_command(argv[1:], config_dir)
+    if argv[:1] == ["serve"]:
+        from twinsft.cli.serve import serve_command
+
+        return serve_command(argv[1:], config_dir)
     args = parse_args(argv)
     try:
         path, cfg = checked_config(args.config, config_dir, args.stack)
