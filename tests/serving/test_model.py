@@ -2,8 +2,8 @@
 
 import pytest
 
-from twinsft.generation.greedy import generate
-from twinsft.serving.model import ServedModel, load_merged
+from twinsft.generation.greedy import generate, load_merged
+from twinsft.serving.model import ServedModel
 from twinsft.serving.request import ServedVersion
 
 INSTRUCTION = "Give me a tip about topic 3."

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from twinsft.config import ModelSpec
+from twinsft.config import ModelSource, ModelSpec
 from twinsft.data.alpaca import ALPACA
 from twinsft.models import load_model, nf4_config
 from twinsft.runtime import device_map, pick_precision, torch_dtype
@@ -44,11 +44,13 @@ def load_adapted(model: ModelSpec, adapter_dir: Path) -> tuple[Any, Any]:
 
 
 def load_merged(folder: Path) -> tuple[Any, Any]:
-    """A merged model folder (the export's `merged_model`) and its tokenizer, ready to generate."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """A merged model folder (the export's `merged_model`) and its tokenizer, in the precision the smoke generation
+    ran the adapter model in (fp32 on a CPU, bf16/fp16 on a GPU), so greedy decoding sees the same numbers as far
+    as the saved weights allow: serving and promotion's re-evaluation load it so."""
+    from transformers import AutoTokenizer
 
-    merged = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype(pick_precision("auto")),
-                                                  device_map=device_map())
+    merged = load_model(ModelSource(name=str(folder)), dtype=torch_dtype(pick_precision("auto")),
+                        device_map=device_map())
     merged.eval()
     return merged, AutoTokenizer.from_pretrained(str(folder))
 

@@ -5,13 +5,9 @@ pipeline's."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from twinsft.config import ModelSource
 from twinsft.generation.greedy import generate
-from twinsft.models import load_model
-from twinsft.runtime import device_map, pick_precision, torch_dtype
 from twinsft.serving.request import Answer, ServedVersion, check_instruction, check_max_new_tokens
 
 
@@ -37,13 +33,3 @@ class ServedModel:
             stage=self.version.stage,
         )
 
-
-def load_merged(folder: Path) -> tuple[Any, Any]:
-    """The merged model and its tokenizer, in the precision the smoke generation ran the adapter model in
-    (fp32 on a CPU, bf16/fp16 on a GPU), so greedy decoding sees the same numbers as far as the weights allow."""
-    from transformers import AutoTokenizer
-
-    model = load_model(ModelSource(name=str(folder)), dtype=torch_dtype(pick_precision("auto")),
-                       device_map=device_map())
-    model.eval()
-    return model, AutoTokenizer.from_pretrained(str(folder))

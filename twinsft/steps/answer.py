@@ -8,8 +8,9 @@ from typing import Annotated, Any
 
 from zenml import get_step_context, step
 
+from twinsft.generation.greedy import load_merged
 from twinsft.serving.lookup import DEFAULT_MODEL_NAME, LATEST, MERGED_ARTIFACT, merged_artifact_id, pick_version
-from twinsft.serving.model import ServedModel, load_merged
+from twinsft.serving.model import ServedModel
 from twinsft.serving.request import DEFAULT_MAX_NEW_TOKENS_CAP, Answer, ServedVersion
 
 
