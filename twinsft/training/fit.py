@@ -15,6 +15,7 @@ from typing import Any
 
 from twinsft.config import ModelSpec
 from twinsft.runtime import cuda_available, device_name, library_versions, peak_memory_gib
+from twinsft.training.dpo import build_dpo_trainer
 from twinsft.training.fine_tune import TrainerSetup, build_trainer
 from twinsft.training.job import MetricsSink, TrainingJob
 from twinsft.training.out_of_memory import explain_out_of_memory
@@ -42,8 +43,12 @@ def fit(job: TrainingJob, world: World, start: ResumePoint, metrics: MetricsSink
         if metrics is not None:
             callbacks.append(MetricsCallback(metrics))
     with explain_out_of_memory(job.model, training, "model loading"):
-        setup = build_trainer(job.train_ds, job.eval_ds, job.model, job.lora, training, callbacks=callbacks,
-                              output_dir=start.folder)
+        if job.kind == "dpo":
+            setup = build_dpo_trainer(job.train_ds, job.eval_ds, job.model, job.lora, training, callbacks=callbacks,
+                                      output_dir=start.folder, start_adapter=job.start_adapter)
+        else:
+            setup = build_trainer(job.train_ds, job.eval_ds, job.model, job.lora, training, callbacks=callbacks,
+                                  output_dir=start.folder)
     setup.trainer.remove_callback(PrinterCallback)  # ProgressCallback prints a readable line instead of raw dicts
     before, result, after = evaluate_train_evaluate(setup, job.model, start)
     if world.main:
