@@ -380,6 +380,14 @@ class DpoTrainingSpec(TrainingSpec):
     f_alpha_divergence_coef: float = 0.5
     discopop_tau: float = 0.05
     disable_dropout: bool = True
+    precompute_ref_batch_size: int | None = Field(None, gt=0)
+    sync_ref_model: bool = Field(False, description="TR-DPO; TRL supports it without PEFT only.")
+    ref_model_mixup_alpha: float = 0.6
+    ref_model_sync_steps: int = Field(512, gt=0)
+    activation_offloading: bool = False
+    pad_to_multiple_of: int | None = Field(None, gt=0)
+    dataset_num_proc: int | None = Field(None, gt=0)
+    router_aux_loss_coef: float | None = None
 
 
 class PreferenceEvalSpec(Section):

@@ -22,6 +22,14 @@ DPO_TRANSLATED = {
     "max_length": "max_length, model.max_seq_length when unset",
 }
 
+# DPOConfig's own fields that twinsft does not expose, and why (tests/training/test_dpo_config.py holds the list).
+NOT_EXPOSED = {
+    "model_init_kwargs": "twinsft loads the model itself (twinsft.models, training.backends)",
+    "trust_remote_code": "no code from the Hub runs",
+    "pad_token": "deprecated by TRL; the tokenizer's pad token is set in twinsft.models.prepare_tokenizer",
+    "padding_free": "TRL's padding-free DPO is off since its DPO refactor (it warns and pads)",
+}
+
 
 def dpo_config(
     model: ModelSpec, training: DpoTrainingSpec, precision: Precision, backend: Backend, output_dir: Path
