@@ -179,3 +179,45 @@ def evaluate_preferences(model: Any, tokenizer: Any, pairs: Sequence[dict[str, s
         dpo = evaluate_side(model, tokenizer, pairs, greedy_prompts, max_new_tokens, "DPO")
     return PreferenceEvaluation(beta=beta, test_pairs=test_pairs or len(pairs), max_new_tokens=max_new_tokens,
                                 sft=sft, dpo=dpo)
+
+
+def load_sft_and_dpo(model: Any, dpo_adapter: Any, sft_adapter: Any = None) -> tuple[Any, Any, ModelState, ModelState]:
+    """One model that is the SFT model or the DPO model on demand, its tokenizer, and the two switches.
+
+    `model` (a ModelSpec) is what DPO trained on: the merged SFT weights (`sft_adapter` None: the SFT model is the
+    DPO adapter disabled) or the SFT base (`sft_adapter`: the SFT adapter, and the DPO adapter that continued it).
+    """
+    from contextlib import contextmanager
+
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    from twinsft.models import load_model, nf4_config
+    from twinsft.runtime import device_map, pick_precision, torch_dtype
+
+    precision = pick_precision("auto")
+    quant = nf4_config(precision) if model.load_in_4bit else None
+    base = load_model(model, dtype=torch_dtype(precision), device_map=device_map(), quantization_config=quant)
+    tokenizer = AutoTokenizer.from_pretrained(str(dpo_adapter))
+    if sft_adapter is None:
+        both = PeftModel.from_pretrained(base, str(dpo_adapter))
+        return both, tokenizer, both.disable_adapter, contextlib_null
+
+    both = PeftModel.from_pretrained(base, str(sft_adapter), adapter_name="sft")
+    both.load_adapter(str(dpo_adapter), adapter_name="dpo")
+
+    def switch(name: str) -> ModelState:
+        @contextmanager
+        def active():  # type: ignore[no-untyped-def]
+            both.set_adapter(name)
+            yield
+
+        return active
+
+    return both, tokenizer, switch("sft"), switch("dpo")
+
+
+def contextlib_null() -> AbstractContextManager[Any]:
+    from contextlib import nullcontext
+
+    return nullcontext()

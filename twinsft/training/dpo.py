@@ -82,3 +82,19 @@ def build_dpo_trainer(
         callbacks=callbacks,
     )
     return TrainerSetup(trainer, tokenizer, training, plan, backend, precision, "padded pairs")
+
+
+def policy_start(model: ModelSpec, start_folder: Path, artifact: str) -> tuple[ModelSpec, Path | None]:
+    """What DPO trains from the SFT stage's artifact (a local folder): (the model to load, the adapter to continue).
+
+    merged_model: the merged SFT weights are the model (a new LoRA goes on them), named by its folder and pinned
+    by the folder's content digest; `model` lends its loading settings (max_seq_length, load_in_4bit).
+    lora_adapter: `model` (the SFT base) with the SFT adapter, trained on.
+    """
+    if artifact == "lora_adapter":
+        return model, Path(start_folder)
+    from twinsft.storage import content_digest
+
+    merged = model.model_copy(update={"name": str(Path(start_folder).resolve()), "revision": None, "gguf_file": None,
+                                      "package": None, "fingerprint": content_digest(Path(start_folder))})
+    return merged, None

@@ -83,7 +83,8 @@ def evaluate_train_evaluate(setup: TrainerSetup, model: ModelSpec, start: Resume
 def save_adapter(setup: TrainerSetup, adapter_dir: Path) -> None:
     """The LoRA adapter and the tokenizer, as the export and generation steps load them."""
     adapter_dir.mkdir(parents=True, exist_ok=True)
-    setup.trainer.model.save_pretrained(str(adapter_dir))
+    # Only the trained adapter: a DPO run that continues an adapter also holds TRL's frozen `ref` copy of it.
+    setup.trainer.model.save_pretrained(str(adapter_dir), selected_adapters=["default"])
     setup.tokenizer.save_pretrained(str(adapter_dir))
 
 
