@@ -27,19 +27,23 @@ def _from_run(client: Any, start: StartSpec) -> Any:
 
 
 def _from_model_version(client: Any, start: StartSpec) -> Any:
-    from zenml.enums import ModelStages
-
-    wanted = ModelStages.LATEST if start.model_version in (None, "latest") else start.model_version
-    try:
-        version = client.get_model_version(start.zenml_model, wanted)
-    except (KeyError, ValueError, RuntimeError):
-        raise ConfigError(f"start: no version '{start.model_version or 'latest'}' of ZenML Model "
-                          f"'{start.zenml_model}'; list them with `zenml model version list`") from None
+    # The list API: inside a pipeline definition `get_model_version` returns a lazy placeholder (see
+    # data.sources.artifact.find_version), and the version is resolved while the pipeline is built.
+    wanted = start.model_version
+    filters: dict[str, Any] = {}
+    if wanted not in (None, "latest"):
+        filters = {"number": int(wanted)} if str(wanted).isdigit() else {"name": wanted}
+    found = client.list_model_versions(model=start.zenml_model, sort_by="desc:number", size=1, **filters)
+    if not found.items:
+        raise ConfigError(f"start: no version '{wanted or 'latest'}' of ZenML Model '{start.zenml_model}'; list them "
+                          "with `zenml model version list`")
+    version = found.items[0]
     artifact = version.get_artifact(start.artifact)
     if artifact is None:
         raise ConfigError(f"start: version {version.name} of ZenML Model '{start.zenml_model}' has no "
                           f"{start.artifact}; run the SFT pipeline for it first")
-    return artifact
+    return artifact, {"sft_model": start.zenml_model, "sft_model_version": str(version.name),
+                      "sft_model_version_number": version.number}
 
 
 def _latest(client: Any, start: StartSpec) -> Any:
@@ -56,14 +60,15 @@ def resolve_start(start: StartSpec) -> tuple[Any, dict[str, Any]]:
     from zenml.client import Client
 
     client = Client()
+    found: dict[str, Any] = {}
     if start.run is not None:
         artifact = _from_run(client, start)
     elif start.zenml_model is not None:
-        artifact = _from_model_version(client, start)
+        artifact, found = _from_model_version(client, start)
     else:
         artifact = _latest(client, start)
     info: dict[str, Any] = {"sft_artifact": start.artifact, "sft_artifact_id": str(artifact.id),
-                            "sft_artifact_version": str(artifact.version)}
+                            "sft_artifact_version": str(artifact.version), **found}
     run_id = getattr(artifact, "producer_pipeline_run_id", None)
     if run_id is not None:
         run = client.get_pipeline_run(run_id)
