@@ -97,9 +97,11 @@ def test_bundled_demo_pairs_match_the_code_that_makes_them():
     assert demo.DEMO_PAIRS.read_text() == demo.render_file()
     pairs = [json.loads(line) for line in demo.DEMO_PAIRS.read_text().splitlines()]
     assert len(pairs) >= 200
-    for pair in pairs:
-        body = pair["chosen"].rsplit(" ", 1)[0]
-        assert pair["rejected"].startswith(body.split(" — ")[0]) and pair["chosen"] != pair["rejected"]
+    twin = [json.loads(line) for line in demo.TWIN_ROWS.read_text().splitlines()]
+    for pair, row in zip(pairs, twin, strict=True):
+        answer = demo.first_sentence(row["output"])
+        assert pair["prompt"] == row["instruction"] and row["output"].startswith(answer)
+        assert pair["chosen"].startswith(answer + " ") and pair["rejected"].startswith(answer + " ")
         assert any(pair["chosen"].endswith(line) for line in demo.EVIDENCE_FIRST)
         assert any(pair["rejected"].endswith(line) for line in demo.OVERCONFIDENT)
 

@@ -1,6 +1,7 @@
 """The demo's preference pairs, made deterministically from the bundled twin data (no model, no randomness left).
 
-Each twin row gives one pair with the same prompt and the same twin answer, followed by a closing line: for
+Each twin row gives one pair with the same prompt and the first sentence of the twin answer (short pairs keep the
+demo within minutes on two CPU cores), followed by a closing line: for
 `chosen` an evidence-first one (measure, check, compare: the twin's habit), for `rejected` an overconfident one
 (trust, skip the checks). The SFT data has neither kind, so the SFT model has no reason to prefer either; DPO has
 to learn the preference. Lines are picked per row by a seeded draw, so every pair mixes them differently.
@@ -42,14 +43,19 @@ OVERCONFIDENT = (
 )
 
 
+def first_sentence(text: str) -> str:
+    cut = text.find(". ")
+    return text if cut < 0 else text[: cut + 1]
+
+
 def demo_pairs(rows: list[dict[str, str]], seed: int = SEED) -> list[dict[str, str]]:
     """One {prompt, chosen, rejected} pair per instruction/output row, in row order."""
     draw = random.Random(seed)
     pairs = []
     for row in rows:
         good, bad = draw.choice(EVIDENCE_FIRST), draw.choice(OVERCONFIDENT)
-        pairs.append({"prompt": row["instruction"], "chosen": f"{row['output']} {good}",
-                      "rejected": f"{row['output']} {bad}"})
+        answer = first_sentence(row["output"])
+        pairs.append({"prompt": row["instruction"], "chosen": f"{answer} {good}", "rejected": f"{answer} {bad}"})
     return pairs
 
 
