@@ -37,8 +37,11 @@ def dpo_config(
     from trl import DPOConfig
 
     workers = dataloader_workers(training)
+    passed = training.model_dump(exclude=set(DPO_TRANSLATED))
+    # Set here whether or not sft_config translates it (where an unset warm-up fits the run, DPO's is 0).
+    passed["warmup_steps"] = training.warmup_steps or 0
     return DPOConfig(
-        **training.model_dump(exclude=set(DPO_TRANSLATED)),
+        **passed,
         # Translated from twinsft's fields.
         output_dir=str(output_dir),
         max_length=training.max_length or model.max_seq_length,
