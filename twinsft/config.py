@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -112,6 +112,9 @@ class LoraSpec(Section):
 class SourceSpec(Section):
     """One instruction dataset: a Hub dataset, a local file or folder, or a ZenML artifact."""
 
+    COLUMNS: ClassVar[tuple[str, ...]] = ("instruction", "output", "input")  # what `columns` may map
+    REQUIRED_COLUMNS: ClassVar[tuple[str, ...]] = ("instruction", "output")
+
     name: str = Field(..., min_length=1, description="Label used in metadata, the dataset card and errors.")
     hub_id: str | None = Field(None, description="Hub dataset id (or a local dataset repo), read by load_dataset.")
     path: str | None = Field(
@@ -149,13 +152,11 @@ class SourceSpec(Section):
                 raise ValueError(f"data source '{self.name}': {field} only applies to {needs} sources; remove it")
         if self.limit is not None and self.fraction is not None:
             raise ValueError(f"data source '{self.name}': set limit or fraction, not both")
-        unknown = set(self.columns) - {"instruction", "output", "input"}
+        unknown = set(self.columns) - set(self.COLUMNS)
         if unknown:
-            raise ValueError(
-                f"data source '{self.name}': columns may only map 'instruction', 'output' and 'input', "
-                f"not {sorted(unknown)}"
-            )
-        for ours in ("instruction", "output"):
+            listed = ", ".join(f"'{c}'" for c in self.COLUMNS)
+            raise ValueError(f"data source '{self.name}': columns may only map {listed}, not {sorted(unknown)}")
+        for ours in self.REQUIRED_COLUMNS:
             if ours in self.columns and not self.columns[ours]:
                 raise ValueError(f"data source '{self.name}': columns.{ours} must name a column")
         return self
@@ -356,3 +357,128 @@ class RunConfig(Sections):
     """The `parameters:` block of a run configuration file."""
 
     data: DataSpec
+
+
+# ---------------------------------------------------------------- the DPO stage (preference pairs after SFT)
+
+
+class PreferenceSourceSpec(SourceSpec):
+    """One preference dataset (`prompt`, `chosen`, `rejected`): a Hub dataset, a local file or folder, or a ZenML
+    artifact. `columns` maps prompt/chosen/rejected onto the source's names, e.g. {prompt: question}."""
+
+    COLUMNS: ClassVar[tuple[str, ...]] = ("prompt", "chosen", "rejected")
+    REQUIRED_COLUMNS: ClassVar[tuple[str, ...]] = ("prompt", "chosen", "rejected")
+
+
+class PreferenceDataSpec(DataSpec):
+    sources: list[PreferenceSourceSpec] = Field(..., min_length=1)  # type: ignore[assignment]
+
+
+SFT_PIPELINE = "llm_sft"
+
+
+class StartSpec(Section):
+    """What DPO starts from: the SFT stage's result, consumed as a ZenML artifact."""
+
+    artifact: Literal["merged_model", "lora_adapter"] = Field(
+        "merged_model", description="merged_model: a new LoRA on the merged SFT weights (the Handbook's way); "
+        "lora_adapter: continue training the SFT adapter on its base (`model`), the reference being a frozen copy "
+        "of that adapter.")
+    model_version: str | None = Field(
+        None, description="Take it from this version (name or number) of the ZenML Model named by `zenml_model`; "
+        "'latest' for the newest. Unset with `run` unset: the newest artifact of that name in the store.")
+    zenml_model: str | None = Field(None, description="The SFT run's ZenML Model (its config's top-level model.name).")
+    run: str | None = Field(None, description="Take it from this SFT pipeline run (name or id).")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> StartSpec:
+        if self.model_version is not None and self.run is not None:
+            raise ValueError("start: name model_version or run, not both")
+        if self.model_version is not None and not self.zenml_model:
+            raise ValueError("start.model_version needs start.zenml_model (the SFT run's ZenML Model name)")
+        return self
+
+
+class DpoTrainingSpec(TrainingSpec):
+    """Everything handed to TRL's DPOConfig: the TrainingSpec fields, and DPOConfig's own under their names.
+
+    Defaults are TRL's where the Handbook's recipe does not say otherwise (configs/dpo.yaml is the recipe).
+    """
+
+    learning_rate: float = Field(2e-6, gt=0.0, le=1.0)
+    num_train_epochs: float = Field(1.0, gt=0.0)
+    packing: Literal[False] = Field(False, description="DPO batches pairs padded; TRL's padding-free DPO is off.")
+    num_processes: Literal[1, "auto"] = Field(
+        "auto", description="DPO trains in the step's own process (auto and 1 mean the same); no torchrun."
+    )
+    beta: float = Field(0.1, gt=0.0, description="How far the policy may move from the reference (DPO's beta).")
+    loss_type: list[str] = Field(default_factory=lambda: ["sigmoid"], min_length=1,
+                                 description="DPOConfig.loss_type: sigmoid (DPO), ipo, hinge, robust, apo_zero, ...")
+    loss_weights: list[float] | None = None
+    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)
+    max_length: int | None = Field(None, gt=0, description="Prompt + answer tokens kept; None: model.max_seq_length.")
+    truncation_mode: Literal["keep_start"] = "keep_start"
+    precompute_ref_log_probs: bool = False
+    use_weighting: bool = False
+    ld_alpha: float | None = Field(None, ge=0.0, le=1.0)
+    f_divergence_type: Literal["reverse_kl", "forward_kl", "js_divergence", "alpha_divergence"] = "reverse_kl"
+    f_alpha_divergence_coef: float = 0.5
+    discopop_tau: float = 0.05
+    disable_dropout: bool = True
+    precompute_ref_batch_size: int | None = Field(None, gt=0)
+    sync_ref_model: bool = Field(False, description="TR-DPO; TRL supports it without PEFT only.")
+    ref_model_mixup_alpha: float = 0.6
+    ref_model_sync_steps: int = Field(512, gt=0)
+    activation_offloading: bool = False
+    pad_to_multiple_of: int | None = Field(None, gt=0)
+    dataset_num_proc: int | None = Field(None, gt=0)
+    router_aux_loss_coef: float | None = None
+
+
+class PreferenceEvalSpec(Section):
+    """Held-out pairs scored under the SFT and the DPO model, and the greedy answers of both to their prompts."""
+
+    pairs: int | None = Field(None, ge=1, description="Held-out pairs scored (the first of the test split); "
+                              "unset: all of them.")
+    greedy_prompts: int = Field(8, ge=0, description="Held-out prompts answered greedily by both models.")
+    max_new_tokens: int = Field(160, gt=0, le=8192)
+
+
+class DpoStage(Section):
+    """The DPO stage's sections; `model` (the SFT base) comes from the SFT stage or the DPO run's own config."""
+
+    start: StartSpec = Field(default_factory=StartSpec)
+    preference: PreferenceDataSpec
+    lora: LoraSpec = Field(default_factory=LoraSpec)
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    training: DpoTrainingSpec = Field(default_factory=DpoTrainingSpec)
+    evaluation: PreferenceEvalSpec = Field(default_factory=PreferenceEvalSpec)
+    export: ExportSpec = Field(default_factory=lambda: ExportSpec(output_dir="outputs/dpo-merged"))
+
+
+class DpoRunConfig(DpoStage):
+    """The `parameters:` block of a standalone DPO run (`configs/dpo.yaml`)."""
+
+    model: ModelSpec = Field(default_factory=ModelSpec)
+
+
+class TwinRunConfig(RunConfig):
+    """The `parameters:` block of one chained run: the SFT sections, then the DPO stage under `dpo:`."""
+
+    dpo: DpoStage
+
+    @model_validator(mode="after")
+    def _chained_start(self) -> TwinRunConfig:
+        start = self.dpo.start
+        if start.model_version is not None or start.run is not None:
+            raise ValueError("dpo.start: a chained run starts from its own SFT steps; remove model_version and run")
+        return self
+
+
+def config_schema(parameters: Any) -> type[RunConfig] | type[DpoRunConfig]:
+    """Which schema a `parameters:` block follows: a DPO run names `preference`, a chained run `dpo`."""
+    if isinstance(parameters, dict) and "dpo" in parameters:
+        return TwinRunConfig
+    if isinstance(parameters, dict) and "preference" in parameters:
+        return DpoRunConfig
+    return RunConfig

@@ -43,6 +43,16 @@ def first_source_rows(params: dict, text: str) -> None:
     Path(params["data"]["sources"][0]["path"]).write_text(text)
 
 
+def dpo_document(params: dict, tmp: Path, pairs: list[dict], **training: Any) -> dict:
+    """A DPO run (configs/dpo.yaml's shape) on the tiny model, its preference pairs in one file."""
+    path = tmp / "pairs.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    return {"parameters": {"model": params["model"], "preference": {"sources": [{"name": "prefs", "path": str(path)}]},
+                           "training": {"max_steps": 1, **training}}}
+
+
+PAIRS = [{"prompt": f"q{i}", "chosen": f"measured {i}", "rejected": f"guessed {i}"} for i in range(4)]
+
 ROWS = "".join(json.dumps({"instruction": f"q{i}", "output": f"a{i}"}) + "\n" for i in range(4))
 
 CASES = {
@@ -177,6 +187,23 @@ CASES = {
         lambda p, tmp: {"enable_cache": False, "parameters": p},
         ["remove the top-level 'enable_cache'", "--no-cache"],
     ),
+    "dpo_missing_column": Case(
+        lambda p, tmp: dpo_document(p, tmp, [{"prompt": "q", "chosen": "a", "worse": "b"}]),
+        ["data source 'prefs'", "column 'rejected' missing", "['prompt', 'chosen', 'worse']"],
+    ),
+    "dpo_empty_value": Case(
+        lambda p, tmp: dpo_document(p, tmp, [*PAIRS, {"prompt": "q", "chosen": "a", "rejected": " "}]),
+        ["'prefs'", "empty or non-text 'rejected'", "first at row 4, line 5"],
+    ),
+    "dpo_chosen_equals_rejected": Case(
+        lambda p, tmp: dpo_document(p, tmp, [{"prompt": f"q{i}", "chosen": "same", "rejected": "same"}
+                                             for i in range(3)]),
+        ["'prefs'", "in all 3 pairs 'chosen' equals 'rejected'", "no preference to learn"],
+    ),
+    "dpo_unknown_key": Case(
+        lambda p, tmp: dpo_document(p, tmp, PAIRS, betta=0.5),
+        ["parameters.training.betta", "unknown key"],
+    ),
 }
 # Checks of this machine: they apply once the active stack (ZenML) says the steps run here.
 ON_THIS_MACHINE = {
@@ -186,6 +213,7 @@ ON_THIS_MACHINE = {
     "gated_model_without_token", "comet_without_key",
 }
 MARKS = {
+    **{case: [pytest.mark.dpo] for case in CASES if case.startswith("dpo_")},
     "qlora_without_cuda": [NO_CUDA],
     "unsloth_without_cuda": [NO_CUDA],
     "bitsandbytes_missing_for_qlora": [NO_BNB],

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from twinsft.config import RunConfig
+from twinsft.config import DpoRunConfig, RunConfig, config_schema
 from twinsft.errors import ConfigError
 
 CONFIG_DIR = Path("configs")
@@ -120,9 +120,10 @@ def _describe(error: dict[str, Any]) -> str:
     return f"parameters.{loc}: {msg}{shown}"
 
 
-def parse_parameters(parameters: Any, source: str = "parameters") -> RunConfig:
+def parse_parameters(parameters: Any, source: str = "parameters") -> RunConfig | DpoRunConfig:
+    """The validated block: a RunConfig, or a DpoRunConfig / TwinRunConfig by its sections (config_schema)."""
     try:
-        return RunConfig.model_validate(parameters)
+        return config_schema(parameters).model_validate(parameters)
     except ValidationError as exc:
         first = exc.errors()[0]
         more = len(exc.errors()) - 1
@@ -143,7 +144,7 @@ class RunFile:
     path: Path  # the file ZenML reads: the one given, or the merge of several
     raw: dict[str, Any]  # its contents
     label: str  # how errors name it: the file, or the files merged ("a.yaml + stacks/b.yaml")
-    config: RunConfig  # its validated `parameters:`
+    config: RunConfig | DpoRunConfig  # its validated `parameters:` (a DPO or chained run: twinsft.config)
 
 
 def load_run(arg: str | Sequence[str], config_dir: Path = CONFIG_DIR, stack: str | None = None) -> RunFile:

@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from twinsft.checks.dpo_preflight import preflight_dpo
 from twinsft.checks.preflight import preflight
 from twinsft.cli.config_file import CONFIG_DIR, load_run, zenml_secrets
+from twinsft.cli.dpo import finish_dpo, is_dpo_run, run_dpo
 from twinsft.cli.runs import finish, summary_command
-from twinsft.config import RunConfig
+from twinsft.config import DpoRunConfig, RunConfig
 from twinsft.errors import UserError
 from twinsft.pipelines.steps_table import SFT_STEPS, STEP_NAMES
 
@@ -57,6 +59,9 @@ def run_command(argv: list[str] | None = None, config_dir: Path = CONFIG_DIR) ->
     args = parse_args(argv)
     try:
         path, cfg = checked_config(args.config, config_dir, args.stack)
+        if is_dpo_run(cfg):  # the DPO stage, standalone or chained after SFT
+            run = run_dpo(path, cfg, no_cache=args.no_cache, from_step=args.from_step)
+            return finish_dpo(run, chained=isinstance(cfg, RunConfig))
         run = run_pipeline(path, cfg, no_cache=args.no_cache, from_step=args.from_step)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -66,10 +71,14 @@ def run_command(argv: list[str] | None = None, config_dir: Path = CONFIG_DIR) ->
 
 def checked_config(
     arg: str | list[str], config_dir: Path, stack: str | None = None
-) -> tuple[Path, RunConfig]:
+) -> tuple[Path, RunConfig | DpoRunConfig]:
     """The file ZenML reads and the validated configuration, after every check that loads no model (raises
     UserError). ZenML is imported only once the configuration itself passed, to ask where the steps run."""
     run = load_run(arg, config_dir=config_dir, stack=stack)
+    if is_dpo_run(run.config):
+        preflight_dpo(run.config, push_secrets=zenml_secrets(run.raw, "push_dpo_merged"), run_file=run.raw,
+                      label=run.label, sft_steps=SFT_STEPS)
+        return run.path, run.config
     preflight(run.config, push_secrets=zenml_secrets(run.raw, "push_merged"), run_file=run.raw, label=run.label,
               steps=SFT_STEPS)
     return run.path, run.config

@@ -132,3 +132,68 @@ llama-cli -m {first} --jinja       # chat: each turn is rendered with the file's
 cd {folder} && ollama create twin -f Modelfile && ollama run twin "Write a paragraph about fine-tuning."
 ```
 """
+
+
+def render_dpo_card(
+    model: ModelSpec,
+    lora: LoraSpec,
+    training: TrainingSpec,
+    data: DataSpec | None,
+    report: TrainReport,
+    evaluation: dict[str, Any],
+    run_name: str,
+    start: dict[str, Any],
+) -> str:
+    """The card of a DPO model: what it started from, the preference data, SFT vs DPO on held-out pairs."""
+    sources = "\n".join(_source(s) for s in data.sources) if data else "- the preference step of this pipeline"
+    hyper = {**{f"lora.{k}": v for k, v in lora.model_dump().items()},
+             **{f"training.{k}": v for k, v in training.model_dump(exclude={"checkpoint_dir"}).items()}}
+    sft_vs_dpo = {k: evaluation.get(k) for k in (
+        "sft_preference_accuracy", "dpo_preference_accuracy", "sft_mean_margin", "dpo_mean_margin",
+        "sft_chosen_loss", "dpo_chosen_loss", "sft_eos_rate", "dpo_eos_rate", "dpo_reward_accuracy",
+        "dpo_reward_margin")}
+    return f"""---
+library_name: transformers
+pipeline_tag: text-generation
+tags: [twinsft, dpo, lora, alpaca]
+---
+
+# DPO of the SFT model
+
+Direct preference optimization ({report.mode}, {report.backend} backend, {report.precision}) of the SFT stage's
+result, merged into 16-bit weights; ZenML run `{run_name}`. Trained on: `{model.name}`.
+
+## Started from
+
+{_table(start) if start else "- the SFT steps of the same run"}
+
+## Prompt
+
+The Alpaca prompt of the SFT stage; an answer ends with EOS.
+
+```
+{ALPACA.prompt("<instruction>")}
+```
+
+## Preference data
+
+{sources}
+
+- Training pairs: {report.train_rows}, `{report.train_rows_sha256}`
+- Held-out pairs: {report.eval_rows}, `{report.eval_rows_sha256}`
+
+## Held-out pairs: SFT vs DPO
+
+{_table(sft_vs_dpo)}
+
+Held-out DPO loss {report.eval_loss_before:.4f} before training, {report.eval_loss_after:.4f} after;
+{report.steps} optimizer steps.
+
+## Hyperparameters
+
+{_table(hyper)}
+
+## Versions
+
+{_table(report.versions)}
+"""

@@ -21,9 +21,9 @@ def peft_lora_kwargs(lora: LoraSpec) -> dict[str, Any]:
     }
 
 
-def load_trl(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, precision: Precision) -> tuple[Any, Any]:
-    """transformers + PEFT (+ bitsandbytes NF4 for QLoRA). Works on CPU and GPU."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+def load_trl_base(model: ModelSpec, training: TrainingSpec, precision: Precision) -> Any:
+    """The base model for transformers + PEFT (4-bit NF4 and prepared for k-bit training under QLoRA)."""
+    from peft import prepare_model_for_kbit_training
 
     if model.base_precision != "auto":
         check_fp8_base(model.base_precision, "trl")  # raises: the FP8 base is Unsloth's
@@ -32,8 +32,20 @@ def load_trl(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, precision
                       attn_implementation=trl_attn_implementation(training.packing))
     if quant is not None:
         base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=training.gradient_checkpointing)
-    config = LoraConfig(**peft_lora_kwargs(lora), task_type="CAUSAL_LM")
-    return get_peft_model(base, config), load_tokenizer(model)
+    return base
+
+
+def lora_config(lora: LoraSpec) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(**peft_lora_kwargs(lora), task_type="CAUSAL_LM")
+
+
+def load_trl(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, precision: Precision) -> tuple[Any, Any]:
+    """transformers + PEFT (+ bitsandbytes NF4 for QLoRA). Works on CPU and GPU."""
+    from peft import get_peft_model
+
+    return get_peft_model(load_trl_base(model, training, precision), lora_config(lora)), load_tokenizer(model)
 
 
 def load_unsloth(model: ModelSpec, lora: LoraSpec, training: TrainingSpec, precision: Precision) -> tuple[Any, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from twinsft.config import ModelSpec
 from twinsft.runtime import cuda_available, device_name, library_versions, peak_memory_gib
+from twinsft.training.dpo import build_dpo_trainer
 from twinsft.training.fine_tune import TrainerSetup, build_trainer
 from twinsft.training.job import MetricsSink, TrainingJob
 from twinsft.training.out_of_memory import explain_out_of_memory
@@ -42,8 +43,12 @@ def fit(job: TrainingJob, world: World, start: ResumePoint, metrics: MetricsSink
         if metrics is not None:
             callbacks.append(MetricsCallback(metrics))
     with explain_out_of_memory(job.model, training, "model loading"):
-        setup = build_trainer(job.train_ds, job.eval_ds, job.model, job.lora, training, callbacks=callbacks,
-                              output_dir=start.folder)
+        if job.kind == "dpo":
+            setup = build_dpo_trainer(job.train_ds, job.eval_ds, job.model, job.lora, training, callbacks=callbacks,
+                                      output_dir=start.folder, start_adapter=job.start_adapter)
+        else:
+            setup = build_trainer(job.train_ds, job.eval_ds, job.model, job.lora, training, callbacks=callbacks,
+                                  output_dir=start.folder)
     setup.trainer.remove_callback(PrinterCallback)  # ProgressCallback prints a readable line instead of raw dicts
     before, result, after = evaluate_train_evaluate(setup, job.model, start)
     if world.main:
@@ -78,7 +83,8 @@ def evaluate_train_evaluate(setup: TrainerSetup, model: ModelSpec, start: Resume
 def save_adapter(setup: TrainerSetup, adapter_dir: Path) -> None:
     """The LoRA adapter and the tokenizer, as the export and generation steps load them."""
     adapter_dir.mkdir(parents=True, exist_ok=True)
-    setup.trainer.model.save_pretrained(str(adapter_dir))
+    # Only the trained adapter: a DPO run that continues an adapter also holds TRL's frozen `ref` copy of it.
+    setup.trainer.model.save_pretrained(str(adapter_dir), selected_adapters=["default"])
     setup.tokenizer.save_pretrained(str(adapter_dir))
 
 

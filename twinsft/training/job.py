@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from twinsft.config import LoraSpec, ModelSpec, TrainingSpec
 
@@ -30,6 +30,9 @@ class TrainingJob:
     # plan may re-split that. Also says where checkpoints go and whether they are kept (training.resume).
     training: TrainingSpec
     adapter_dir: Path  # the main process saves the adapter and the tokenizer here
+    # sft: SFTTrainer on `text` rows; dpo: DPOTrainer on rendered preference pairs (training.dpo), one process.
+    kind: Literal["sft", "dpo"] = "sft"
+    start_adapter: Path | None = None  # dpo: continue this (SFT) adapter on `model` instead of a new LoRA
 
     @property
     def rows(self) -> tuple[int, int]:

@@ -50,7 +50,8 @@ TRAINING_CODE = "twinsft.training.fit"  # hashed with all the twinsft code it im
 
 
 def run_key(train_sha: str, eval_sha: str, model: ModelSpec, lora: LoraSpec, training: TrainingSpec,
-            world_size: int = 1) -> str:
+            world_size: int = 1, start: str | None = None) -> str:
+    """`start`: what a DPO job starts from beyond `model` (the digest of the SFT adapter it continues)."""
     facts: dict[str, Any] = {
         # A checkpoint holds one data-loader and RNG state per process: it resumes only with as many.
         "world_size": world_size,
@@ -62,6 +63,8 @@ def run_key(train_sha: str, eval_sha: str, model: ModelSpec, lora: LoraSpec, tra
         "code": code_digest(TRAINING_CODE),
         "versions": library_versions(),
     }
+    if start is not None:  # absent for SFT, so its keys (and checkpoints) stay as they were
+        facts["start"] = start
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -94,7 +97,8 @@ def resume_point(job: TrainingJob, world_size: int = 1) -> ResumePoint:
     on another card still finds it), and its newest complete checkpoint (copied down from the store)."""
     training = job.training
     train_sha, eval_sha = content_hash(job.train_ds), content_hash(job.eval_ds)
-    key = run_key(train_sha, eval_sha, job.model, job.lora, training, world_size)
+    start = f"{job.kind}:{storage.content_digest(job.start_adapter)}" if job.start_adapter is not None else None
+    key = run_key(train_sha, eval_sha, job.model, job.lora, training, world_size, start)
     store = None
     if training.checkpoint_dir is not None:
         folder = run_dir(training, key)

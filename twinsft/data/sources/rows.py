@@ -69,11 +69,11 @@ def _closest(name: str, available: list[str]) -> str:
 
 def column_mapping(spec: SourceSpec, available: list[str], where: str) -> dict[str, str]:
     """Our column -> the source's, checked against what the source has; `input` only if present or mapped."""
-    mapping = {ours: spec.columns.get(ours) or ours for ours in REQUIRED}
+    mapping = {ours: spec.columns.get(ours) or ours for ours in spec.REQUIRED_COLUMNS}
     if "input" in spec.columns:
         if spec.columns["input"]:
             mapping["input"] = spec.columns["input"]
-    elif "input" in available:
+    elif "input" in available and "input" in spec.COLUMNS:  # preference sources have no `input`
         mapping["input"] = "input"
     for ours, theirs in mapping.items():
         if theirs not in available:
@@ -85,7 +85,7 @@ def column_mapping(spec: SourceSpec, available: list[str], where: str) -> dict[s
     return mapping
 
 
-def _check_text(values: list[Any], label: str, table: RawTable, where: str, optional: bool = False) -> None:
+def check_text(values: list[Any], label: str, table: RawTable, where: str, optional: bool = False) -> None:
     if optional:
         bad = [i for i, v in enumerate(values) if v is not None and not isinstance(v, str)]
         kind = "non-text"
@@ -100,7 +100,7 @@ def _check_text(values: list[Any], label: str, table: RawTable, where: str, opti
         )
 
 
-def _sample_size(spec: SourceSpec, n: int) -> int:
+def sample_size(spec: SourceSpec, n: int) -> int:
     if spec.limit is not None:
         return min(spec.limit, n)
     if spec.fraction is not None:
@@ -118,7 +118,7 @@ def prepare(
     columns = {ours: table.fetch(theirs) for ours, theirs in mapping.items()}
     for ours, theirs in mapping.items():
         label = f"'{ours}'" if ours == theirs else f"'{ours}' (column '{theirs}')"
-        _check_text(columns[ours], label, table, where, optional=ours == "input")
+        check_text(columns[ours], label, table, where, optional=ours == "input")
     stats = SourceStats(rows_read=table.num_rows, columns=mapping)
 
     instructions, outputs = columns["instruction"], columns["output"]
@@ -139,7 +139,7 @@ def prepare(
         stats.duplicates_dropped = len(instructions) - len(unique)
         keep = unique
 
-    size = _sample_size(spec, len(keep))
+    size = sample_size(spec, len(keep))
     if size == 0:
         raise DataError(
             f"{where} is empty after sampling: fraction {spec.fraction} of {len(keep)} rows leaves no rows; raise it"
