@@ -1,7 +1,7 @@
 """CI: hold the DPO demo (`run.py --config configs/dpo-demo.yaml`, after `make demo`) to its promise, on its latest
 run: held-out preference accuracy of the DPO model at least 0.80 and 0.25 above the SFT model's, DPO's implicit
-reward margin above 0, the DPO model's greedy answers stopping at EOS at least as often as the SFT model's. Its wall time is printed
-(the 6-minute goal is a measurement, not a check: timings never fail CI)."""
+reward margin above 0, the DPO model's greedy answers stopping at EOS at least as often as the SFT model's. Its
+wall time is printed (the 6-minute goal is a measurement, not a check: timings never fail CI)."""
 
 from zenml.client import Client
 

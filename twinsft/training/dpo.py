@@ -19,6 +19,7 @@ from twinsft.runtime import Precision, device_map, pick_backend, pick_precision,
 from twinsft.training.backends import load_trl_base, load_unsloth, lora_config
 from twinsft.training.dpo_config import dpo_config
 from twinsft.training.fine_tune import TrainerSetup, plan_memory, trainer_scratch
+from twinsft.training.schedule import fit_warmup
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -81,6 +82,7 @@ def build_dpo_trainer(
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+    fit_warmup(trainer, training.warmup_steps, training.learning_rate)  # unset: as for SFT, fitted to the run
     return TrainerSetup(trainer, tokenizer, training, plan, backend, precision, "padded pairs")
 
 

@@ -38,8 +38,7 @@ def dpo_config(
 
     workers = dataloader_workers(training)
     passed = training.model_dump(exclude=set(DPO_TRANSLATED))
-    # Set here whether or not sft_config translates it (where an unset warm-up fits the run, DPO's is 0).
-    passed["warmup_steps"] = training.warmup_steps or 0
+    passed["warmup_steps"] = training.warmup_steps or 0  # training.schedule.fit_warmup sets it for the run's length
     return DPOConfig(
         **passed,
         # Translated from twinsft's fields.
