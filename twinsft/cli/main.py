@@ -48,6 +48,10 @@ def run_command(argv: list[str] | None = None, config_dir: Path = CONFIG_DIR) ->
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["summary"]:
         return summary_command(argv[1:])
+    if argv[:1] in (["snapshot"], ["rerun"]):  # snapshots run by the ZenML server
+        from twinsft.cli.server_runs import rerun_command, snapshot_command
+
+        return snapshot_command(argv[1:], config_dir) if argv[0] == "snapshot" else rerun_command(argv[1:])
     if argv[:1] == ["promote"]:
         from twinsft.cli.promote import promote_command
 

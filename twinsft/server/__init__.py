@@ -1,0 +1,1 @@
+"""What a self-hosted ZenML server loads from this project: the workload manager that runs snapshot runs."""
