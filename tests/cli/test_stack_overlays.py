@@ -40,6 +40,7 @@ SETTINGS_CLASSES = {
     "step_operator.vertex": [("gcp.flavors.vertex_step_operator_flavor", "VertexStepOperatorSettings")],
     "orchestrator.sagemaker": [("aws.flavors.sagemaker_orchestrator_flavor", "SagemakerOrchestratorSettings")],
     "step_operator.sagemaker": [("aws.flavors.sagemaker_step_operator_flavor", "SagemakerStepOperatorSettings")],
+    "orchestrator.ssh": [("ssh.flavors.ssh_orchestrator_flavor", "SSHOrchestratorSettings")],
     # skypilot.yaml's `orchestrator` key resolves to whichever SkyPilot VM orchestrator the stack has.
     "orchestrator": [
         ("skypilot_aws.flavors.skypilot_orchestrator_aws_vm_flavor", "SkypilotAWSOrchestratorSettings"),
@@ -200,6 +201,8 @@ def test_overlay_validates_against_its_flavors_settings(stack, kubernetes_models
          "settings.orchestrator.accelerator"),
         ("vertex-step-operator", lambda d: d["steps"]["train_sft"]["settings"]["step_operator.vertex"]
          .update(accelerator_cout=1), "step_operator.vertex.accelerator_cout"),
+        ("ssh", lambda d: d["steps"]["train_sft"]["settings"]["orchestrator.ssh"].update(gpu_index=[0]),
+         "orchestrator.ssh.gpu_index"),
     ],
 )
 def test_a_misspelt_key_fails(stack, edit, expected, kubernetes_models):
@@ -260,3 +263,10 @@ def test_step_operator_overlays_send_each_gpu_step_to_the_step_operator_on_a_gpu
     sagemaker = step_settings(overlay("sagemaker-step-operator"), step, "step_operator.sagemaker")
     assert sagemaker["instance_type"].startswith(("ml.g", "ml.p"))
     assert sagemaker["estimator_args"]["volume_size"] >= MIN_DISK_GB
+
+
+@pytest.mark.parametrize("step", GPU_STEPS)
+def test_ssh_puts_each_gpu_step_on_a_gpu_with_shared_memory(step):
+    settings = overlay("ssh")["steps"][step]["settings"]["orchestrator.ssh"]
+    assert settings["gpu_indices"]  # compose's `deploy.resources.reservations.devices` for these GPUs
+    assert settings["mounts"]["/dev/shm"] == "/dev/shm"  # compose services ignore docker_run_args' --shm-size
