@@ -1,7 +1,7 @@
 """The import order of the `twinsft` package, as the README's Layout states it: modules import only downward in
 
-    cli -> pipelines -> steps -> promotion -> checks -> serving -> export -> generation -> training -> pinning
-    -> data -> shared modules
+    cli -> server -> pipelines -> steps -> promotion -> checks -> serving -> export -> generation -> training
+    -> pinning -> data -> shared modules
 
 with no import circle among twinsft modules (function bodies included: an import inside a function is still an
 import), and no private name (`_x`) imported from another module. `materializers` and `visuals` are the old
@@ -17,8 +17,8 @@ import pytest
 from tests.import_graph import all_modules, direct_imports
 
 # Highest first: a module may import its own package and those below it, never one above.
-ORDER = ("cli", "pipelines", "steps", "promotion", "checks", "serving", "export", "generation", "training", "pinning",
-         "data")
+ORDER = ("cli", "server", "pipelines", "steps", "promotion", "checks", "serving", "export", "generation", "training",
+         "pinning", "data")
 OLD_IMPORT_PATHS = ("twinsft.materializers", "twinsft.visuals")
 
 

@@ -12,6 +12,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from twinsft.errors import ConfigError
+
 LLAMA_LINEAR_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 # Longest Alpaca preamble plus a few tokens of instruction/response must fit.
@@ -37,10 +39,27 @@ def valid_repo_id(repo_id: str) -> bool:
     )
 
 
+class UnknownKeyError(ConfigError):
+    """A misspelt key of a section: raised as itself, not inside pydantic's multi-line ValidationError."""
+
+
 class Section(BaseModel):
     """Base for every config section: unknown keys are errors, values are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unknown_key_names_itself(cls, data: Any) -> Any:
+        """A misspelt key of a section of `parameters:` is the same one line wherever it is validated: by `run.py`,
+        and in a step's own process, where ZenML validates the step's parameters (a run the server started from a
+        snapshot with a changed parameter passes no `run.py`). Not a ValueError, so pydantic lets it through."""
+        name = next((field for field, info in RunConfig.model_fields.items() if info.annotation is cls), None)
+        if name is not None and isinstance(data, dict):
+            unknown = sorted(str(key) for key in data if key not in cls.model_fields)
+            if unknown:
+                raise UnknownKeyError(f"parameters.{name}.{unknown[0]}: unknown key; remove it or check its spelling")
+        return data
 
 
 class ModelSource(Section):

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from twinsft.config import DpoRunConfig, RunConfig, config_schema
+from twinsft.config import DpoRunConfig, RunConfig, UnknownKeyError, config_schema
 from twinsft.errors import ConfigError
 
 CONFIG_DIR = Path("configs")
@@ -124,6 +124,8 @@ def parse_parameters(parameters: Any, source: str = "parameters") -> RunConfig |
     """The validated block: a RunConfig, or a DpoRunConfig / TwinRunConfig by its sections (config_schema)."""
     try:
         return config_schema(parameters).model_validate(parameters)
+    except UnknownKeyError as exc:  # a section's misspelt key, raised by the section itself
+        raise ConfigError(f"{source}: {exc}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         more = len(exc.errors()) - 1
