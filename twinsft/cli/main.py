@@ -51,7 +51,9 @@ def run_command(argv: list[str] | None = None, config_dir: Path = CONFIG_DIR) ->
     if argv[:1] in (["snapshot"], ["rerun"]):  # snapshots run by the ZenML server
         from twinsft.cli.server_runs import rerun_command, snapshot_command
 
-        return snapshot_command(argv[1:], config_dir) if argv[0] == "snapshot" else rerun_command(argv[1:])
+        if argv[0] == "snapshot":
+            return snapshot_command(argv[1:], config_dir, checked_config)
+        return rerun_command(argv[1:])
     if argv[:1] == ["promote"]:
         from twinsft.cli.promote import promote_command
 

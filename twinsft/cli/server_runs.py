@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from twinsft.cli.config_file import CONFIG_DIR, deep_merge, parse_parameters
+from twinsft.cli.config_file import deep_merge, parse_parameters
 from twinsft.errors import ConfigError, UserError
 
 # The sections that reach the steps unchanged as step parameters: a rerun may change these. `data` is resolved
@@ -96,8 +97,9 @@ def server_runnable_error(snapshot: Any) -> str | None:
             "and artifact store and a container registry (docs/server-reruns.md)")
 
 
-def snapshot_command(argv: list[str], config_dir: Path = CONFIG_DIR) -> int:
-    """`run.py snapshot NAME --config FILE [--stack STACK]`: the same checks and overlays as a run."""
+def snapshot_command(argv: list[str], config_dir: Path, checked_config: Callable[..., tuple[Path, Any]]) -> int:
+    """`run.py snapshot NAME --config FILE [--stack STACK]`: the same checks and overlays as a run
+    (`checked_config` is run.py's: the file ZenML reads, after every check that loads no model)."""
     parser = argparse.ArgumentParser(prog="run.py snapshot", description=(
         "Create a named snapshot of the pipeline from a run configuration, for `run.py rerun` or the dashboard."))
     parser.add_argument("name", help="the snapshot's name")
@@ -106,8 +108,6 @@ def snapshot_command(argv: list[str], config_dir: Path = CONFIG_DIR) -> int:
     parser.add_argument("--replace", action="store_true", help="replace a snapshot of the same name")
     args = parser.parse_args(argv)
     try:
-        from twinsft.cli.main import checked_config
-
         path, _cfg = checked_config(args.config, config_dir, args.stack)
         connected_server()
         from twinsft.pipelines import sft_pipeline
