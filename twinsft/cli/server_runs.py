@@ -44,8 +44,18 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         node = updates
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else raw
+        node[parts[-1]] = set_value(raw)
     return updates
+
+
+def set_value(raw: str) -> Any:
+    """A --set value: a number where it reads as one (YAML 1.1 leaves `2e-4` a string), else YAML."""
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return yaml.safe_load(raw) if raw.strip() else raw
 
 
 def step_overrides(snapshot: Any, updates: dict[str, Any]) -> dict[str, Any]:
