@@ -19,7 +19,7 @@ def fake_snapshot() -> SimpleNamespace:
     cfg = RunConfig.model_validate({"data": DATA}).model_dump(mode="json")
     step = lambda *sections: SimpleNamespace(config=SimpleNamespace(parameters={s: cfg[s] for s in sections}))  # noqa: E731
     return SimpleNamespace(
-        name="tiny", pipeline_configuration=SimpleNamespace(parameters={"data": DATA}),
+        name="tiny", pipeline_configuration=SimpleNamespace(parameters={"data": DATA, "promotion": None}),
         step_configurations={"split": step("split"), "train_sft": step("model", "lora", "training"),
                              "push_merged": step("model", "lora", "training", "export")})
 

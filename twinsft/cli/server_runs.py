@@ -62,7 +62,8 @@ def step_overrides(snapshot: Any, updates: dict[str, Any]) -> dict[str, Any]:
     """The run configuration's `steps:` block: each step that takes a changed section gets the section with the
     change. The snapshot's own parameters plus the change are validated against the schema first, so a misspelt
     key is refused here with the same line `run.py` gives."""
-    base = dict(snapshot.pipeline_configuration.parameters or {})
+    # The pipeline's parameters as stored: the sections the configuration left out are None (their defaults).
+    base = {k: v for k, v in (snapshot.pipeline_configuration.parameters or {}).items() if v is not None}
     parse_parameters(deep_merge(base, updates), source="--set")
     steps: dict[str, Any] = {}
     for name, step in snapshot.step_configurations.items():
