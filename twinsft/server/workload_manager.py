@@ -26,6 +26,7 @@ the server's own environment, which must hold the stack's integrations (e.g. s3f
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -128,6 +129,7 @@ class ProcessWorkloadManager(WorkloadManagerInterface):
                 code = proc.wait()
                 self.log(workload_id, f"runner killed after {TIMEOUT_VAR}={timeout} s")
             self.log(workload_id, f"runner exited with status {code}")
+            shutil.rmtree(config_dir, ignore_errors=True)  # its ZenML config and the downloaded code
             with self._lock:
                 self._processes.pop(workload_id, None)
             return code
