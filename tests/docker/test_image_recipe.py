@@ -136,4 +136,4 @@ def test_demo_configuration_builds_the_cpu_image():
 def test_project_requirements_rejects_an_unknown_extra():
     proc = subprocess.run([sys.executable, "docker/project_requirements.py", "--extra", "gpus"], cwd=ROOT,
                           capture_output=True, text=True)
-    assert proc.returncode == 2 and proc.stderr.strip().endswith("no extra named gpus; it has gpu, dev")
+    assert proc.returncode == 2 and proc.stderr.strip().endswith("no extra named gpus; it has gpu, dev, server")
