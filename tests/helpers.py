@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from twinsft.config import ModelSource, TrainingSpec
+from twinsft.pipelines.steps_table import NEVER_CACHED
 from twinsft.pipelines.steps_table import STEP_NAMES as STEPS  # the pipeline's steps in order, from its table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,3 +186,8 @@ def write_config(path: Path, parameters: dict) -> Path:
 def statuses(run, names: Iterable[str] = STEPS) -> dict[str, str]:
     """Each named step's status in a pipeline run (by default the six steps of ours)."""
     return {name: run.steps[name].status.value for name in names}
+
+
+def all_cached(steps: Iterable[str] = STEPS) -> dict[str, str]:
+    """The statuses of a rerun that changed nothing: every step cached, but those never cached (promote) ran."""
+    return {step: "completed" if step in NEVER_CACHED else "cached" for step in steps}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import STEPS, TWIN_ROWS, statuses, tiny_parameters
+from tests.helpers import STEPS, TWIN_ROWS, all_cached, statuses, tiny_parameters
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.dpo]
 
@@ -62,7 +62,7 @@ def test_chained_run_then_cached_rerun_then_standalone_dpo(tmp_path, tiny_model_
     assert "dpo_eval_loss_after" in version and "dpo_preference_accuracy" in version
 
     rerun = run_config(twin_pipeline, tmp_path, chained, "twin")
-    assert statuses(rerun, STEPS + DPO_STEPS) == dict.fromkeys(STEPS + DPO_STEPS, "cached")
+    assert statuses(rerun, STEPS + DPO_STEPS) == all_cached(STEPS + DPO_STEPS)
 
     # Standalone, from the chained run's merged SFT model, named by run.
     standalone = {"model": sft["model"], **dpo_stage(tmp_path, artifact="merged_model", run=first.name)}

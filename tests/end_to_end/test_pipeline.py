@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import GENERAL_ROWS, ROOT, STEPS, statuses, tiny_parameters, write_jsonl
+from tests.helpers import GENERAL_ROWS, ROOT, STEPS, all_cached, statuses, tiny_parameters, write_jsonl
 from twinsft.data.alpaca import ALPACA
 
 pytestmark = pytest.mark.pipeline
@@ -73,7 +73,7 @@ def test_end_to_end_then_fully_cached(tmp_path, params):
     assert result.local_dir == str(saved.parent) and not result.pushed
 
     second = run_pipeline(tmp_path, params)
-    assert statuses(second) == dict.fromkeys(STEPS, "cached")
+    assert statuses(second) == all_cached()
 
 
 def test_training_change_reruns_training_and_after_only(tmp_path, params):
@@ -82,7 +82,7 @@ def test_training_change_reruns_training_and_after_only(tmp_path, params):
     run = run_pipeline(tmp_path, params)
     assert statuses(run) == {
         "load_datasets": "cached", "format_alpaca": "cached", "split": "cached",
-        "train_sft": "completed", "smoke_generate": "completed", "push_merged": "completed",
+        "train_sft": "completed", "smoke_generate": "completed", "push_merged": "completed", "promote": "completed",
     }
 
 
@@ -92,7 +92,7 @@ def test_data_file_edits_invalidate_by_content(tmp_path, params):
     # Same rows, different bytes (key order): reloaded, but the content hash keeps the rest cached.
     general.write_text("".join(json.dumps(dict(reversed(list(r.items())))) + "\n" for r in GENERAL_ROWS))
     run = run_pipeline(tmp_path, params)
-    assert statuses(run) == {**dict.fromkeys(STEPS, "cached"), "load_datasets": "completed"}
+    assert statuses(run) == {**all_cached(), "load_datasets": "completed"}
     # A changed row reruns everything downstream of the data, except what gets identical inputs back: the
     # adapter is stored with a content hash, so smoke_generate (adapter + test split) reruns only if training
     # made other bytes (2 steps of 2 rows may never see the changed row).
@@ -131,4 +131,4 @@ def test_editing_library_code_invalidates_the_steps_that_use_it(tmp_path, params
     with (project / "twinsft" / "data" / "formatting.py").open("a") as fh:
         fh.write("\n# an edit: formatting code changed\n")
     # format_alpaca and split use formatting.py; their outputs are unchanged, so training stays cached.
-    assert run() == {**dict.fromkeys(STEPS, "cached"), "format_alpaca": "completed", "split": "completed"}
+    assert run() == {**all_cached(), "format_alpaca": "completed", "split": "completed"}
