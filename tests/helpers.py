@@ -34,6 +34,13 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def add_row_only_this_test_has(path: Path, test: str) -> None:
+    """The session shares one ZenML store and `format_alpaca` is cached on content: a test whose first run must
+    be uncached trains on one row no other test has."""
+    with path.open("a") as fh:
+        fh.write(json.dumps({"instruction": "Which test is this?", "output": f"The {test} test."}) + "\n")
+
+
 def build_tokenizer(corpus: list[str]):
     """A small byte-level BPE trained on the test corpus, with distinct BOS/EOS/PAD tokens."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers

@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import GENERAL_ROWS, ROOT, STEPS, all_cached, statuses, tiny_parameters, write_jsonl
+from tests.helpers import (
+    GENERAL_ROWS,
+    ROOT,
+    STEPS,
+    add_row_only_this_test_has,
+    all_cached,
+    statuses,
+    tiny_parameters,
+    write_jsonl,
+)
 from twinsft.data.alpaca import ALPACA
 
 pytestmark = pytest.mark.pipeline
@@ -32,9 +41,7 @@ def run_pipeline(tmp_path: Path, parameters: dict):
 
 @pytest.fixture
 def params(tmp_path, tiny_model_dir, data_files):
-    # Rows no other test trains on: the session shares one ZenML store, and the first run must be uncached.
-    with data_files[0].open("a") as fh:
-        fh.write(json.dumps({"instruction": "Which test is this?", "output": "The pipeline test."}) + "\n")
+    add_row_only_this_test_has(data_files[0], "pipeline")
     return tiny_parameters(tiny_model_dir, *data_files, tmp_path)
 
 
