@@ -18,6 +18,7 @@ import math
 import random
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--qlora", action="store_true")
-    parser.add_argument("--scratch", default="/tmp/dpo-bench")
+    parser.add_argument("--scratch", default=str(Path(tempfile.gettempdir()) / "dpo-bench"))
     parser.add_argument("--backend", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from twinsft.config import ModelSource, TrainingSpec
+from twinsft.pipelines.steps_table import NEVER_CACHED
 from twinsft.pipelines.steps_table import STEP_NAMES as STEPS  # the pipeline's steps in order, from its table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +32,13 @@ GENERAL_ROWS = [{"instruction": f"What is {i} plus {i}?", "output": f"{i} plus {
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def add_row_only_this_test_has(path: Path, test: str) -> None:
+    """The session shares one ZenML store and `format_alpaca` is cached on content: a test whose first run must
+    be uncached trains on one row no other test has."""
+    with path.open("a") as fh:
+        fh.write(json.dumps({"instruction": "Which test is this?", "output": f"The {test} test."}) + "\n")
 
 
 def build_tokenizer(corpus: list[str]):
@@ -185,3 +193,8 @@ def write_config(path: Path, parameters: dict) -> Path:
 def statuses(run, names: Iterable[str] = STEPS) -> dict[str, str]:
     """Each named step's status in a pipeline run (by default the six steps of ours)."""
     return {name: run.steps[name].status.value for name in names}
+
+
+def all_cached(steps: Iterable[str] = STEPS) -> dict[str, str]:
+    """The statuses of a rerun that changed nothing: every step cached, but those never cached (promote) ran."""
+    return {step: "completed" if step in NEVER_CACHED else "cached" for step in steps}

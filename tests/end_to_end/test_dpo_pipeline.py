@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import STEPS, TWIN_ROWS, statuses, tiny_parameters
+from tests.helpers import STEPS, TWIN_ROWS, add_row_only_this_test_has, all_cached, statuses, tiny_parameters
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.dpo]
 
@@ -46,6 +46,7 @@ def run_config(pipeline, tmp_path: Path, parameters: dict, name: str):
 def test_chained_run_then_cached_rerun_then_standalone_dpo(tmp_path, tiny_model_dir, data_files):
     from twinsft.pipelines.llm_dpo import dpo_pipeline, twin_pipeline
 
+    add_row_only_this_test_has(data_files[0], "chained DPO")
     sft = tiny_parameters(tiny_model_dir, *data_files, tmp_path)
     chained = {**sft, "dpo": dpo_stage(tmp_path)}
     first = run_config(twin_pipeline, tmp_path, chained, "twin")
@@ -62,7 +63,7 @@ def test_chained_run_then_cached_rerun_then_standalone_dpo(tmp_path, tiny_model_
     assert "dpo_eval_loss_after" in version and "dpo_preference_accuracy" in version
 
     rerun = run_config(twin_pipeline, tmp_path, chained, "twin")
-    assert statuses(rerun, STEPS + DPO_STEPS) == dict.fromkeys(STEPS + DPO_STEPS, "cached")
+    assert statuses(rerun, STEPS + DPO_STEPS) == all_cached(STEPS + DPO_STEPS)
 
     # Standalone, from the chained run's merged SFT model, named by run.
     standalone = {"model": sft["model"], **dpo_stage(tmp_path, artifact="merged_model", run=first.name)}

@@ -10,7 +10,7 @@ from datasets import Dataset
 from zenml import pipeline, step
 from zenml.client import Client
 
-from tests.helpers import GENERAL_ROWS, STEPS, TWIN_ROWS, statuses, tiny_parameters
+from tests.helpers import GENERAL_ROWS, STEPS, TWIN_ROWS, all_cached, statuses, tiny_parameters
 from twinsft.cli.config_file import parse_parameters
 from twinsft.steps.dataset_materializer import DatasetMaterializer
 
@@ -56,12 +56,12 @@ def test_trains_on_an_upstream_artifact_by_name_and_follows_new_versions(tmp_pat
     assert card.visualizations and card.visualizations[0].type.value == "markdown"
     assert "| llmtwin | ZenML artifact" in card.load() and "tokens (" in card.load()
 
-    assert statuses(run_ours(tmp_path, params)) == dict.fromkeys(STEPS, "cached")
+    assert statuses(run_ours(tmp_path, params)) == all_cached()
 
     # A new version of the artifact reruns load_datasets; same rows, so everything after it stays cached.
     upstream.with_options(enable_cache=False)(rows=rows)
     third = run_ours(tmp_path, params)
-    assert statuses(third) == {**dict.fromkeys(STEPS, "cached"), "load_datasets": "completed"}
+    assert statuses(third) == {**all_cached(), "load_datasets": "completed"}
     assert third.steps["load_datasets"].config.parameters["data"]["sources"][0]["version"] != str(latest.version)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import GENERAL_ROWS, STEPS, TWIN_ROWS, tiny_parameters, write_jsonl
+from tests.helpers import GENERAL_ROWS, STEPS, TWIN_ROWS, all_cached, tiny_parameters, write_jsonl
 
 pytestmark = pytest.mark.pipeline
 
@@ -94,7 +94,7 @@ def test_model_version_links_outputs_and_carries_eval_losses(runs):
     first, second, _, _ = runs
     client = Client()
     expected = {"raw_dataset", "dataset_card", "sft_dataset", "train_dataset", "test_dataset", "lora_adapter",
-                "train_report", "smoke_generation", "evaluation", "merged_model", "export_result"}
+                "train_report", "smoke_generation", "evaluation", "merged_model", "export_result", "promotion"}
     report = fresh(first).steps["train_sft"].outputs["train_report"][0].load()
     evaluation = fresh(first).steps["smoke_generate"].outputs["evaluation"][0].load()
     assert evaluation.samples == 4
@@ -160,7 +160,7 @@ def test_summary_table_shows_each_step_status_and_outputs(runs):
 
     first, second = fresh(runs[0]), fresh(runs[1])
     assert [(r[0], r[1]) for r in step_rows(first)] == [(s, "completed") for s in STEPS]
-    assert [(r[0], r[1]) for r in step_rows(second)] == [(s, "cached") for s in STEPS]
+    assert [(r[0], r[1]) for r in step_rows(second)] == list(all_cached().items())
     table = step_table(second)
     train_row = next(line for line in table.splitlines() if line.startswith("train_sft"))
     assert "cached" in train_row and "train_report (eval loss" in train_row
@@ -179,7 +179,7 @@ def test_from_step_replays_without_running_the_steps_before(runs):
     replayed = fresh(replay_from(sft_pipeline.with_options(config_path=str(config)), "train_sft", cfg))
     assert {name: step.status.value for name, step in replayed.steps.items()} == {
         "load_datasets": "skipped", "format_alpaca": "skipped", "split": "skipped",
-        "train_sft": "completed", "smoke_generate": "completed", "push_merged": "completed",
+        "train_sft": "completed", "smoke_generate": "completed", "push_merged": "completed", "promote": "completed",
     }
     # train_sft trained on the datasets the earlier run made: the same artifact versions, not new ones.
     earlier = fresh(second).steps["split"].outputs["train_dataset"][0].id

@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import GENERAL_ROWS, ROOT, STEPS, statuses, tiny_parameters, write_jsonl
+from tests.helpers import (
+    GENERAL_ROWS,
+    ROOT,
+    STEPS,
+    add_row_only_this_test_has,
+    all_cached,
+    statuses,
+    tiny_parameters,
+    write_jsonl,
+)
 from twinsft.data.alpaca import ALPACA
 
 pytestmark = pytest.mark.pipeline
@@ -32,9 +41,7 @@ def run_pipeline(tmp_path: Path, parameters: dict):
 
 @pytest.fixture
 def params(tmp_path, tiny_model_dir, data_files):
-    # Rows no other test trains on: the session shares one ZenML store, and the first run must be uncached.
-    with data_files[0].open("a") as fh:
-        fh.write(json.dumps({"instruction": "Which test is this?", "output": "The pipeline test."}) + "\n")
+    add_row_only_this_test_has(data_files[0], "pipeline")
     return tiny_parameters(tiny_model_dir, *data_files, tmp_path)
 
 
@@ -73,7 +80,7 @@ def test_end_to_end_then_fully_cached(tmp_path, params):
     assert result.local_dir == str(saved.parent) and not result.pushed
 
     second = run_pipeline(tmp_path, params)
-    assert statuses(second) == dict.fromkeys(STEPS, "cached")
+    assert statuses(second) == all_cached()
 
 
 def test_training_change_reruns_training_and_after_only(tmp_path, params):
@@ -82,7 +89,7 @@ def test_training_change_reruns_training_and_after_only(tmp_path, params):
     run = run_pipeline(tmp_path, params)
     assert statuses(run) == {
         "load_datasets": "cached", "format_alpaca": "cached", "split": "cached",
-        "train_sft": "completed", "smoke_generate": "completed", "push_merged": "completed",
+        "train_sft": "completed", "smoke_generate": "completed", "push_merged": "completed", "promote": "completed",
     }
 
 
@@ -92,7 +99,7 @@ def test_data_file_edits_invalidate_by_content(tmp_path, params):
     # Same rows, different bytes (key order): reloaded, but the content hash keeps the rest cached.
     general.write_text("".join(json.dumps(dict(reversed(list(r.items())))) + "\n" for r in GENERAL_ROWS))
     run = run_pipeline(tmp_path, params)
-    assert statuses(run) == {**dict.fromkeys(STEPS, "cached"), "load_datasets": "completed"}
+    assert statuses(run) == {**all_cached(), "load_datasets": "completed"}
     # A changed row reruns everything downstream of the data, except what gets identical inputs back: the
     # adapter is stored with a content hash, so smoke_generate (adapter + test split) reruns only if training
     # made other bytes (2 steps of 2 rows may never see the changed row).
@@ -131,4 +138,4 @@ def test_editing_library_code_invalidates_the_steps_that_use_it(tmp_path, params
     with (project / "twinsft" / "data" / "formatting.py").open("a") as fh:
         fh.write("\n# an edit: formatting code changed\n")
     # format_alpaca and split use formatting.py; their outputs are unchanged, so training stays cached.
-    assert run() == {**dict.fromkeys(STEPS, "cached"), "format_alpaca": "completed", "split": "completed"}
+    assert run() == {**all_cached(), "format_alpaca": "completed", "split": "completed"}

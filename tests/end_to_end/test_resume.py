@@ -91,7 +91,7 @@ def test_sigkill_mid_training_then_rerun_resumes_to_the_same_loss(tmp_path, tiny
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert step_statuses(rerun.stdout) == {
         "load_datasets": "cached", "format_alpaca": "cached", "split": "cached",
-        "train_sft": "completed", "smoke_generate": "completed", "push_merged": "completed",
+        "train_sft": "completed", "smoke_generate": "completed", "push_merged": "completed", "promote": "completed",
     }
     assert "resuming from" in rerun.stdout + rerun.stderr and "half-written checkpoint" in rerun.stdout + rerun.stderr
     # Read the run in a new process: this one's SQLite connections may hold a snapshot from before it.

@@ -46,7 +46,8 @@ def test_against_the_staged_version_on_the_same_rows():
 def test_other_rows_not_reevaluated_refuse_and_say_why():
     decision = decide("m", evidence(), evidence(version="1", loss=0.1, digest="other"), "staging", SPEC)
     assert not decision.promoted
-    assert "staging version 1 was evaluated on other held-out rows" in decision.line()
+    assert ("staging version 1 cannot be compared on these rows: it was evaluated on other held-out rows and "
+            "promotion.reevaluate is false") in decision.line()
 
 
 def test_force_passes_failed_checks_with_its_reason_but_never_a_failed_export():

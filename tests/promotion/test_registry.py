@@ -84,7 +84,9 @@ def test_staged_version_evaluated_on_other_rows_is_reevaluated_on_these(model, t
 
     refused = promote(model, new_version(model, report(0.4, rows=("Third.",))), report(0.4, rows=("Third.",)),
                       spec=PromotionSpec(reevaluate=False))
-    assert not refused.promoted and "was evaluated on other held-out rows" in refused.line()
+    assert not refused.promoted
+    assert "cannot be compared on these rows: it was evaluated on other held-out rows and promotion.reevaluate is " \
+           "false" in refused.line()
 
 
 def test_production_from_the_command_line_and_force(model, capsys):
@@ -110,3 +112,16 @@ def test_production_from_the_command_line_and_force(model, capsys):
 def test_unknown_version_is_one_line(model):
     with pytest.raises(UserError, match=f"model '{model}' has no version '3'"):
         find_version(model, 3)
+
+
+def test_a_staged_version_that_cannot_be_evaluated_refuses_instead_of_failing(model, tmp_path):
+    not_a_model = tmp_path / "not-a-model"
+    not_a_model.mkdir()
+    (not_a_model / "README.md").write_text("no weights here")
+    staged = new_version(model, report(2.0, rows=("Other row.",)), merged=not_a_model)
+    assert promote(model, staged, report(2.0, rows=("Other row.",))).promoted
+    candidate = report(0.5)
+    decision = promote(model, new_version(model, candidate), candidate)
+    assert not decision.promoted
+    assert "staging version 1 cannot be compared on these rows: evaluating it on these rows failed (" in decision.line()
+    assert stage_holder(model, "staging").number == staged.number

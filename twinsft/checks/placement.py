@@ -24,6 +24,7 @@ class StepFacts:
     # Pipeline parameters that the steps before this one read: `--from-step` reuses their outputs, so it warns
     # when these changed since the reused run.
     upstream_parameters: tuple[str, ...] = ()
+    cached: bool = True  # False: never from the cache (it reads state outside its inputs), also on a full rerun
 
 
 def runs_on_client(orchestrator_flavor: str, on_step_operator: bool) -> bool:

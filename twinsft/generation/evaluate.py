@@ -93,8 +93,8 @@ class EvalReport(BaseModel):
             "eval_reference_loss_base": self.mean_reference_loss("base"),
             "eval_reference_loss_tuned": self.mean_reference_loss("tuned"),
             "eval_reference_loss_change": round(self.reference_loss_change or 0.0, 4),
-            "eval_eos_rate_base": self.eos_stops("base") / self.samples,
-            "eval_eos_rate_tuned": self.eos_stops("tuned") / self.samples,
+            "eval_eos_rate_base": self.eos_rate("base"),
+            "eval_eos_rate_tuned": self.eos_rate("tuned"),
         }
 
 

@@ -20,6 +20,9 @@ SFT_STEPS = (
               upstream_parameters=("data", "model", "split")),
     StepFacts("smoke_generate", gpu=True, reads_model=True, writes_comet=True),  # logs into train_sft's experiment
     StepFacts("push_merged", gpu=True, reads_model=True),
-    StepFacts("promote", gpu=True),  # may load the staged version's merged model to evaluate it on this run's rows
+    # Never cached: it decides against the Model's stages, which change between runs. GPU: it may load the staged
+    # version's merged model to evaluate it on this run's rows.
+    StepFacts("promote", gpu=True, cached=False),
 )
 STEP_NAMES = tuple(step.name for step in SFT_STEPS)
+NEVER_CACHED = tuple(step.name for step in SFT_STEPS if not step.cached)

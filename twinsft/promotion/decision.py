@@ -102,9 +102,8 @@ def incumbent_checks(candidate: Evidence, incumbent: Evidence | None, stage: str
         return [Check(name="beats_stage", passed=True, detail=f"no version in {stage} yet")]
     name = f"{stage} version {incumbent.version}"
     if incumbent.rows_digest != candidate.rows_digest:
-        return [Check(name="beats_stage", passed=False,
-                      detail=f"{name} was evaluated on other held-out rows and was not re-evaluated on these "
-                             f"({incumbent.not_reevaluated or 'promotion.reevaluate is false'})")]
+        why = incumbent.not_reevaluated or "it was evaluated on other held-out rows and promotion.reevaluate is false"
+        return [Check(name="beats_stage", passed=False, detail=f"{name} cannot be compared on these rows: {why}")]
     measured = " (re-evaluated on these rows)" if incumbent.reevaluated else ""
     loss, other = candidate.reference_loss, incumbent.reference_loss
     return [

@@ -69,11 +69,17 @@ def incumbent_evidence(holder: Any, candidate: EvalReport, spec: PromotionSpec) 
     if spec.reevaluate and merged is not None:
         folder = merged.load()  # a local copy of the folder, from the artifact store
         return reevaluate(str(holder.number), Path(folder), candidate)
-    why = "promotion.reevaluate is false" if not spec.reevaluate else "it has no merged_model artifact"
+    why = ("promotion.reevaluate is false" if not spec.reevaluate
+           else "it has no merged_model artifact to evaluate on these")
     if own is not None:
-        return own.model_copy(update={"not_reevaluated": why})
+        return own.model_copy(update={"not_reevaluated": f"it was evaluated on other held-out rows and {why}"})
+    return unmeasured(holder, f"its run evaluated no rows and {why}")
+
+
+def unmeasured(holder: Any, why: str) -> Evidence:
+    """A staged version with no numbers on the candidate's rows: the decision refuses and gives `why`."""
     return Evidence(version=str(holder.number), rows_digest="", samples=0, reference_loss=float("inf"), eos_rate=0.0,
-                    not_reevaluated=f"{why}, and its run evaluated no rows")
+                    not_reevaluated=why)
 
 
 def promote_version(model: str, version: Any, report: EvalReport | None, export: ExportResult | None,
@@ -92,7 +98,11 @@ def promote_version(model: str, version: Any, report: EvalReport | None, export:
     else:
         candidate = evidence_of(name, report, export)
         holder = stage_holder(model, stage)
-        incumbent = None if holder is None else incumbent_evidence(holder, report, spec)
+        try:
+            incumbent = None if holder is None else incumbent_evidence(holder, report, spec)
+        except Exception as exc:  # its files or model unreadable here: refuse and say why, never fail the run
+            log.warning("promotion: could not evaluate %s version %s on these rows: %r", stage, holder.number, exc)
+            incumbent = unmeasured(holder, f"evaluating it on these rows failed ({type(exc).__name__}: {exc})")
         decision = decide(model, candidate, incumbent, stage, spec, force_reason)
     log_metadata(decision.metadata(), model_version_id=version.id)
     if decision.promoted:

@@ -12,8 +12,7 @@ from typing import Any
 
 from twinsft.config import DpoTrainingSpec, ModelSpec
 from twinsft.runtime import Backend, Precision
-from twinsft.tracking import hf_report_to
-from twinsft.training.sft_config import TRANSLATED, dataloader_workers
+from twinsft.training.sft_config import TRANSLATED, trainer_arguments
 
 DPO_TRANSLATED = {
     **TRANSLATED,
@@ -36,29 +35,8 @@ def dpo_config(
 ) -> Any:
     from trl import DPOConfig
 
-    workers = dataloader_workers(training)
-    passed = training.model_dump(exclude=set(DPO_TRANSLATED))
-    passed["warmup_steps"] = training.warmup_steps or 0  # training.schedule.fit_warmup sets it for the run's length
     return DPOConfig(
-        **passed,
-        # Translated from twinsft's fields.
-        output_dir=str(output_dir),
+        **training.model_dump(exclude=set(DPO_TRANSLATED)),
+        **trainer_arguments(training, precision, backend, output_dir),
         max_length=training.max_length or model.max_seq_length,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        gradient_checkpointing=training.gradient_checkpointing and backend == "trl",
-        save_strategy="steps" if training.save_steps else "no",
-        save_steps=training.save_steps or 500,
-        report_to=hf_report_to(training.report_to),
-        dataloader_num_workers=workers,
-        dataloader_persistent_workers=workers > 0,
-        dataloader_prefetch_factor=4 if workers else None,
-        # Fixed by the recipe, as for SFT.
-        gradient_checkpointing_kwargs={"use_reentrant": False},
-        eval_strategy="steps" if training.eval_steps else "no",
-        save_total_limit=2,
-        data_seed=training.seed,
-        include_num_input_tokens_seen="non_padding",
-        logging_nan_inf_filter=False,
-        disable_tqdm=True,
     )

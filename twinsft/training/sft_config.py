@@ -36,14 +36,13 @@ def dataloader_workers(training: TrainingSpec) -> int:
     return 2 if cuda_available() else 0
 
 
-def sft_config(
-    model: ModelSpec, training: TrainingSpec, precision: Precision, backend: Backend, output_dir: Path
-) -> Any:
-    from trl import SFTConfig
-
+def trainer_arguments(
+    training: TrainingSpec, precision: Precision, backend: Backend, output_dir: Path
+) -> dict[str, Any]:
+    """The `TRANSLATED` fields as TrainingArguments spells them, and the arguments the recipe fixes: the same for
+    the SFT and the DPO trainer (training.dpo_config)."""
     workers = dataloader_workers(training)
-    return SFTConfig(
-        **training.model_dump(exclude=set(TRANSLATED)),
+    return dict(
         # Translated from twinsft's fields.
         output_dir=str(output_dir),
         warmup_steps=training.warmup_steps or 0,  # training.schedule.fit_warmup sets it for the run's length
@@ -53,17 +52,12 @@ def sft_config(
         save_strategy="steps" if training.save_steps else "no",
         save_steps=training.save_steps or 500,
         report_to=hf_report_to(training.report_to),
-        # Collating a packed micro-batch takes milliseconds of Python; in the training process the GPU
-        # waits for it at every optimizer step (logging syncs there). Workers have it ready.
+        # Collating a micro-batch takes milliseconds of Python; in the training process the GPU waits for it at
+        # every optimizer step (logging syncs there). Workers have it ready.
         dataloader_num_workers=workers,
         dataloader_persistent_workers=workers > 0,
         dataloader_prefetch_factor=4 if workers else None,
-        # response: TRL masks the prompt of prompt-completion rows; all: `text` rows, nothing to mask.
-        completion_only_loss=training.loss_on == "response",
         # Fixed by the recipe.
-        dataset_text_field="text",
-        max_length=model.max_seq_length,
-        packing_strategy="bfd",  # padding-free: position_ids restart per sample, no cross-sample attention
         gradient_checkpointing_kwargs={"use_reentrant": False},
         eval_strategy="steps" if training.eval_steps else "no",
         save_total_limit=2,  # the newest may be half-written when a crash hits; the one before stays
@@ -71,6 +65,22 @@ def sft_config(
         include_num_input_tokens_seen="non_padding",  # counted without a GPU sync: training/trainer.py
         logging_nan_inf_filter=False,  # a NaN loss is shown, not replaced; the check cost a GPU sync per micro-batch
         disable_tqdm=True,
+    )
+
+
+def sft_config(
+    model: ModelSpec, training: TrainingSpec, precision: Precision, backend: Backend, output_dir: Path
+) -> Any:
+    from trl import SFTConfig
+
+    return SFTConfig(
+        **training.model_dump(exclude=set(TRANSLATED)),
+        **trainer_arguments(training, precision, backend, output_dir),
+        # response: TRL masks the prompt of prompt-completion rows; all: `text` rows, nothing to mask.
+        completion_only_loss=training.loss_on == "response",
+        dataset_text_field="text",
+        max_length=model.max_seq_length,
+        packing_strategy="bfd",  # padding-free: position_ids restart per sample, no cross-sample attention
         # Under DDP: every LoRA weight gets a gradient in every step, so skip DDP's search for unused ones
         # (a graph traversal per step); the frozen base has no gradients for DDP to synchronise.
         ddp_find_unused_parameters=False,

@@ -3,11 +3,10 @@ so preflight runs the same checks on local files before any model loads."""
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 
 from twinsft.config import PreferenceSourceSpec
-from twinsft.data.sources.rows import RawTable, check_text, column_mapping, sample_size
+from twinsft.data.sources.rows import RawTable, check_text, column_mapping, unique_sampled
 from twinsft.errors import DataError
 
 COLUMNS = PreferenceSourceSpec.REQUIRED_COLUMNS  # prompt, chosen, rejected
@@ -48,25 +47,6 @@ def prepare_pairs(
     if not keep:
         raise DataError(f"{where}: in all {table.num_rows} pairs 'chosen' equals 'rejected' (first at "
                         f"{table.where(0)}), so there is no preference to learn; check the column mapping")
-    if spec.dedupe:
-        seen: set[tuple[str, str, str]] = set()
-        unique = []
-        for i in keep:
-            key = (prompts[i].strip(), chosen[i].strip(), rejected[i].strip())
-            if key not in seen:
-                seen.add(key)
-                unique.append(i)
-        stats.duplicates_dropped = len(keep) - len(unique)
-        keep = unique
-
-    size = sample_size(spec, len(keep))
-    if size == 0:
-        raise DataError(
-            f"{where} is empty after sampling: fraction {spec.fraction} of {len(keep)} pairs leaves none; raise it"
-        )
-    if size < len(keep):
-        picked = sorted(random.Random(0 if seed is None else seed).sample(range(len(keep)), size))
-        stats.sampled_out = len(keep) - size
-        keep = [keep[i] for i in picked]
-    stats.rows = len(keep)
+    keys = [(prompts[i].strip(), chosen[i].strip(), rejected[i].strip()) for i in range(table.num_rows)]
+    keep = unique_sampled(keys, keep, spec, seed, where, stats, "pairs")
     return {c: [columns[c][i] for i in keep] for c in COLUMNS}, stats

@@ -108,6 +108,32 @@ def sample_size(spec: SourceSpec, n: int) -> int:
     return n
 
 
+def unique_sampled(keys: list[tuple[str, ...]], keep: list[int], spec: SourceSpec, seed: int | None, where: str,
+                   stats: Any, noun: str) -> list[int]:
+    """Of the row indices `keep`: those whose `keys[i]` no earlier kept row has (when `spec.dedupe`), then a
+    seeded sample of `spec.limit` / `spec.fraction` of them; `stats` counts what each drops and what is left. A
+    sample that leaves nothing is a one-line error."""
+    if spec.dedupe:
+        seen: set[tuple[str, ...]] = set()
+        unique = []
+        for i in keep:
+            if keys[i] not in seen:
+                seen.add(keys[i])
+                unique.append(i)
+        stats.duplicates_dropped = len(keep) - len(unique)
+        keep = unique
+    size = sample_size(spec, len(keep))
+    if size == 0:
+        raise DataError(f"{where} is empty after sampling: fraction {spec.fraction} of {len(keep)} {noun} leaves no "
+                        f"{noun}; raise it")
+    if size < len(keep):
+        picked = sorted(random.Random(0 if seed is None else seed).sample(range(len(keep)), size))
+        stats.sampled_out = len(keep) - size
+        keep = [keep[i] for i in picked]
+    stats.rows = len(keep)
+    return keep
+
+
 def prepare(
     table: RawTable, spec: SourceSpec, where: str, seed: int | None = None
 ) -> tuple[dict[str, list[str]], SourceStats]:
@@ -127,28 +153,8 @@ def prepare(
         stats.inputs_folded = sum(a is not b for a, b in zip(folded, instructions, strict=True))
         instructions = folded
 
-    keep = range(len(instructions))
-    if spec.dedupe:
-        seen: set[tuple[str, str]] = set()
-        unique = []
-        for i in keep:
-            key = (instructions[i].strip(), outputs[i].strip())
-            if key not in seen:
-                seen.add(key)
-                unique.append(i)
-        stats.duplicates_dropped = len(instructions) - len(unique)
-        keep = unique
-
-    size = sample_size(spec, len(keep))
-    if size == 0:
-        raise DataError(
-            f"{where} is empty after sampling: fraction {spec.fraction} of {len(keep)} rows leaves no rows; raise it"
-        )
-    if size < len(keep):
-        picked = sorted(random.Random(0 if seed is None else seed).sample(range(len(keep)), size))
-        stats.sampled_out = len(keep) - size
-        keep = [keep[i] for i in picked]
-    stats.rows = len(keep)
+    keys = [(instructions[i].strip(), outputs[i].strip()) for i in range(len(instructions))]
+    keep = unique_sampled(keys, list(range(len(instructions))), spec, seed, where, stats, "rows")
     return {"instruction": [instructions[i] for i in keep], "output": [outputs[i] for i in keep]}, stats
 
 
