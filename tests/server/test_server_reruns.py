@@ -6,11 +6,14 @@ builder) and the local ZenML server with the project's workload manager. The cli
 is built and pushed, artifacts, checkpoints and the merged model land in S3) and a snapshot (`run.py snapshot`);
 then the server runs it through `POST /api/v1/pipeline_snapshots/{id}/runs`:
 (a) unchanged: every step but `promote` (never cached) cached, and no container for a cached step;
-(b) `run.py rerun --set training.max_steps=3 --wait`: the data steps cached, train_sft and after rerun, a new
+(b) `run.py rerun --set training.max_steps=30 --wait`: the data steps cached, train_sft and after rerun, a new
     model version with the new value in its metadata;
-(c) a misspelt parameter: the run fails at train_sft with the one-line error naming the key; nothing else runs.
-A Chromium screenshot of the dashboard shows the server-started run. Each part's time is printed and goes to
-$TWINSFT_SERVER_TIMINGS (a JSON file) when set; the numbers are in docs/benchmarks.md, not asserted here.
+(c) a misspelt parameter: the run fails at train_sft with the one-line error naming the key; nothing else runs;
+(d) (b)'s training checkpointing every 2 steps, its container killed once a checkpoint is complete in S3; the
+    same rerun resumes from that checkpoint and ends with (b)'s held-out and train loss.
+A Chromium screenshot of the dashboard shows the server-started run. Each part's time is printed, and goes with
+what (d) showed to $TWINSFT_SERVER_TIMINGS (a JSON file) when set; the numbers are in docs/benchmarks.md, not
+asserted here.
 Every daemon is stopped by its pid at the end, and checked gone.
 
 Needs a Docker daemon, Debian's openssh-server and docker-registry, the `server` extra (s3fs, paramiko, moto,
@@ -33,7 +36,8 @@ import yaml
 
 from tests.docker.harness import BASE_IMAGE, build_base_image, docker_daemon_error, make_project
 from tests.helpers import STEPS, tiny_parameters
-from tests.server.remote_stack import RemoteStack, alive, missing_tools
+from tests.server.remote_stack import BUCKET, S3_KEY, RemoteStack, alive, missing_tools
+from twinsft.training import resume
 
 pytestmark = pytest.mark.server
 
@@ -43,6 +47,8 @@ DATA_STEPS = STEPS[:3]
 STACK_REQUIREMENTS = ["s3fs==2026.2.0", "aiobotocore==3.10.0", "botocore==1.43.117", "boto3==1.43.117",
                       "paramiko==5.1.0", "aws-profile-manager==0.7.3"]
 FINISHED = {"completed", "failed", "cached", "stopped"}
+LONGER = 30  # (b)'s and (d)'s max_steps: long enough to kill (d) between two of its checkpoints
+CHECKPOINTS = "zenml/twinsft-checkpoints/"  # resume.STORE_FOLDER under the artifact store's path
 
 
 def api(base: str, path: str, method: str = "GET", body: dict | None = None) -> dict:
@@ -69,6 +75,28 @@ def step_runs(base: str, run_id: str) -> dict[str, dict]:
 
 def statuses(base: str, run_id: str) -> dict[str, str]:
     return {name: step["body"]["status"] for name, step in step_runs(base, run_id).items()}
+
+
+def checkpoints(stack: RemoteStack) -> list[str]:
+    """The keys of the checkpoint objects in the stack's S3 store."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=stack.s3_url, aws_access_key_id=S3_KEY, aws_secret_access_key=S3_KEY,
+                      region_name="us-east-1")
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=CHECKPOINTS)
+    return [item["Key"] for item in listed.get("Contents", [])]
+
+
+def wait_for_checkpoint(stack: RemoteStack, timeout: float = 600) -> int:
+    """The step of the first checkpoint complete in the store (its marker is uploaded after its other files)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for key in checkpoints(stack):
+            folder, name = key.rsplit("/", 2)[-2:]
+            if name == resume.COMPLETE_MARKER:
+                return int(folder.removeprefix("checkpoint-"))
+        time.sleep(0.1)
+    raise AssertionError(f"no complete checkpoint in the store within {timeout} s")
 
 
 def run_containers(run_id: str) -> list[str]:
@@ -135,6 +163,7 @@ def test_server_reruns_the_snapshot(remote_stack, tmp_path, tiny_model_dir, data
     config = write_config(project, inputs)
     env = stack.env
     started: list[str] = []
+    seen: dict[str, object] = {}  # what each part showed, printed with the timings
     try:
         # The first run, from the client: the image built and pushed to the registry; the run is asynchronous.
         began = time.monotonic()
@@ -166,9 +195,9 @@ def test_server_reruns_the_snapshot(remote_stack, tmp_path, tiny_model_dir, data
         assert statuses(base, run_a["id"]) == {**dict.fromkeys(STEPS[:-1], "cached"), "promote": "completed"}
         assert run_containers(run_a["id"]) == ["promote"]  # no container for a cached step
 
-        # (b) A changed training parameter, through run.py (the same endpoint).
+        # (b) A changed training parameter, through run.py (the same endpoint). Uninterrupted: (d)'s reference.
         began = time.monotonic()
-        changed = run_py(project, env, "rerun", "tiny", "--set", "training.max_steps=3", "--wait")
+        changed = run_py(project, env, "rerun", "tiny", "--set", f"training.max_steps={LONGER}", "--wait")
         assert changed.returncode == 0, (changed.stdout[-3000:], changed.stderr[-3000:])
         timings["(b) changed max_steps: rerun to end"] = round(time.monotonic() - began, 1)
         (run_b,) = api(base, "/runs?sort_by=desc:created&size=1")["items"]
@@ -179,7 +208,7 @@ def test_server_reruns_the_snapshot(remote_stack, tmp_path, tiny_model_dir, data
                                                **dict.fromkeys(STEPS[3:], "completed")}
         assert sorted(run_containers(run_b["id"])) == sorted(STEPS[3:])
         version_b = api(base, f"/model_versions/{run_b['resources']['model_version']['id']}?hydrate=true")
-        assert version_b["metadata"]["run_metadata"]["steps"] == 3
+        assert version_b["metadata"]["run_metadata"]["steps"] == LONGER
         first_version = api(base, f"/runs/{run['id']}?hydrate=true")["resources"]["model_version"]
         assert version_b["id"] != first_version["id"]
 
@@ -201,7 +230,42 @@ def test_server_reruns_the_snapshot(remote_stack, tmp_path, tiny_model_dir, data
             failure
         (latest,) = api(base, "/runs?sort_by=desc:created&size=1")["items"]
         assert latest["id"] == run_c["id"]  # and (b)'s model version is untouched:
-        assert api(base, f"/model_versions/{version_b['id']}?hydrate=true")["metadata"]["run_metadata"]["steps"] == 3
+        untouched = api(base, f"/model_versions/{version_b['id']}?hydrate=true")["metadata"]["run_metadata"]
+        assert untouched["steps"] == LONGER
+
+        # (d) (b)'s training, checkpointing every 2 steps (where and how often to checkpoint is not in the
+        # checkpoints' key, so it is (b)'s folder in the store, emptied when (b) succeeded). The training
+        # container is killed once a complete checkpoint is in the store; the same rerun then resumes from it.
+        settings = ("--set", f"training.max_steps={LONGER}", "--set", "training.save_steps=2")
+        began = time.monotonic()
+        submitted = run_py(project, env, "rerun", "tiny", *settings)
+        assert submitted.returncode == 0, (submitted.stdout[-3000:], submitted.stderr[-3000:])
+        (run_d1,) = api(base, "/runs?sort_by=desc:created&size=1")["items"]
+        started.append(run_d1["id"])
+        step = wait_for_checkpoint(stack)
+        subprocess.run(["docker", "kill", f"{run_d1['id']}-train_sft"], check=True, capture_output=True)
+        timings["(d) killed training: rerun to kill"] = round(time.monotonic() - began, 1)
+        statuses_d1 = statuses(base, run_d1["id"])
+        assert statuses_d1["train_sft"] != "completed" and "smoke_generate" not in statuses_d1, statuses_d1
+        began = time.monotonic()
+        resumed = run_py(project, env, "rerun", "tiny", *settings, "--wait")
+        assert resumed.returncode == 0, (resumed.stdout[-3000:], resumed.stderr[-3000:])
+        timings["(d) resumed: rerun to end"] = round(time.monotonic() - began, 1)
+        (run_d2,) = api(base, "/runs?sort_by=desc:created&size=1")["items"]
+        started.append(run_d2["id"])
+        assert statuses(base, run_d2["id"]) == {**dict.fromkeys(DATA_STEPS, "cached"),
+                                                **dict.fromkeys(STEPS[3:], "completed")}
+        run_d2 = api(base, f"/runs/{run_d2['id']}?hydrate=true")
+        version_d = api(base, f"/model_versions/{run_d2['resources']['model_version']['id']}?hydrate=true")
+        facts_b, facts_d = version_b["metadata"]["run_metadata"], version_d["metadata"]["run_metadata"]
+        assert step <= facts_d["resumed_from_step"] < LONGER and facts_d["steps"] == LONGER, facts_d
+        assert facts_d["eval_loss_after"] == pytest.approx(facts_b["eval_loss_after"], rel=1e-5)
+        assert facts_d["train_loss"] == pytest.approx(facts_b["train_loss"], rel=1e-5)
+        seen["(d)"] = {"killed after checkpoint": step, "killed run's steps": statuses(base, run_d1["id"]),
+                       "resumed from step": facts_d["resumed_from_step"],
+                       "held-out loss uninterrupted (b), resumed (d)": [facts_b["eval_loss_after"],
+                                                                        facts_d["eval_loss_after"]]}
+        assert not checkpoints(stack)  # removed once the resumed training succeeded
 
         began = time.monotonic()
         shot = screenshot(base, run_a["id"], tmp_path)
@@ -209,8 +273,8 @@ def test_server_reruns_the_snapshot(remote_stack, tmp_path, tiny_model_dir, data
         assert shot.stat().st_size > 20_000
     finally:
         if path := os.environ.get("TWINSFT_SERVER_TIMINGS"):
-            Path(path).write_text(json.dumps(timings, indent=1))
-        print(json.dumps(timings, indent=1))
+            Path(path).write_text(json.dumps({"seconds": timings, "seen": seen}, indent=1))
+        print(json.dumps({"seconds": timings, "seen": seen}, indent=1))
         for run_id in started:
             remove_containers(run_id)
 

@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--stack", help="merge configs/stacks/STACK.yaml last: the settings that put the GPU steps on the "
-        "active stack's GPUs (kubernetes, vertex, sagemaker, skypilot)",
+        "active stack's GPUs (kubernetes, vertex, sagemaker, skypilot, ssh)",
     )
     parser.add_argument("--no-cache", action="store_true", help="rerun every step instead of reusing cached outputs")
     parser.add_argument(
