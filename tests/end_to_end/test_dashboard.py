@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,17 +18,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.browser import require_chromium, screenshot_run_graph
 from tests.helpers import ROOT, STEPS, tiny_parameters
 
-CHROMIUM = "/usr/bin/chromium"
 OUTPUTS = {
     "load_datasets": {"raw_dataset", "dataset_card"}, "format_alpaca": {"sft_dataset"},
     "split": {"train_dataset", "test_dataset"},
     "train_sft": {"lora_adapter", "train_report"}, "smoke_generate": {"smoke_generation", "evaluation"},
     "push_merged": {"merged_model", "export_result"}, "promote": {"promotion"},
 }
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 pytestmark = pytest.mark.dashboard
 
@@ -51,10 +48,7 @@ def api(base: str, path: str, method: str = "GET", body: dict | None = None) -> 
 @pytest.fixture
 def server(tmp_path):
     """`zenml login --local` on a free loopback port in a private config dir; stopped afterwards."""
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("TWINSFT_REQUIRE_DASHBOARD") == "1":
-            pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+    require_chromium()
     port = free_port()
     env = {**os.environ, "ZENML_CONFIG_PATH": str(tmp_path / "zenml-dashboard"), "ZENML_AUTO_OPEN_DASHBOARD": "false",
            "ZENML_ANALYTICS_OPT_IN": "false"}
@@ -99,23 +93,5 @@ def test_demo_run_shows_up_in_the_dashboard(server, tmp_path, tiny_model_dir, da
     # A fresh local server greets its user with an onboarding survey; answer it as "no emails, done".
     api(base, "/current-user", "PUT", {"email_opted_in": False, "user_metadata": {"finished_onboarding_survey": True}})
 
-    from playwright.sync_api import sync_playwright
-
-    shot = tmp_path / "dashboard-run.png"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            # Only the local server: the dashboard's outside calls (fonts, news) would just hang offline.
-            page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(base) else r.abort())
-            page.goto(f"{base}/projects/default/runs/{run_id}", wait_until="domcontentloaded", timeout=120_000)
-            graph = page.locator(".react-flow")
-            graph.wait_for(timeout=120_000)
-            for name in [*STEPS, "train_report", "smoke_generation", "evaluation", "merged_model"]:
-                graph.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
-            page.screenshot(path=str(shot), animations="disabled", timeout=120_000)
-        finally:
-            browser.close()
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
-    if os.environ.get("TWINSFT_SCREENSHOT_DIR"):
-        shutil.copy(shot, Path(os.environ["TWINSFT_SCREENSHOT_DIR"]) / shot.name)
+    screenshot_run_graph(base, run_id, [*STEPS, "train_report", "smoke_generation", "evaluation", "merged_model"],
+                         tmp_path / "dashboard-run.png")

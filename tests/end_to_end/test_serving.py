@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,7 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.end_to_end.test_dashboard import CHROMIUM, CHROMIUM_FLAGS, api, server  # noqa: F401 (fixture)
+from tests.browser import checked_screenshot, dashboard_page
+from tests.end_to_end.test_dashboard import api, server  # noqa: F401 (fixture)
 from tests.helpers import ROOT, tiny_parameters
 
 pytestmark = pytest.mark.deployment
@@ -59,22 +59,12 @@ def run_py(*args: str, env: dict, timeout: int = 900) -> subprocess.CompletedPro
 
 def playground_screenshot(base: str, deployment_id: str, answer: str, shot: Path) -> None:
     """The dashboard's playground for the deployment: Run with the prefilled example, wait for the answer."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            # The local server and the deployment only: the dashboard's outside calls would hang offline.
-            page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(("http://127.0.0.1", "http://localhost"))
-                       else r.abort())
-            page.goto(f"{base}/projects/default/deployments/{deployment_id}/playground",
-                      wait_until="domcontentloaded", timeout=120_000)
-            page.get_by_role("button", name="Run", exact=True).click(timeout=120_000)
-            page.get_by_text("stopped_at_eos").first.wait_for(timeout=120_000)
-            page.screenshot(path=str(shot), animations="disabled", timeout=120_000)
-        finally:
-            browser.close()
+    with dashboard_page(("http://127.0.0.1", "http://localhost")) as page:  # the local server and the deployment
+        page.goto(f"{base}/projects/default/deployments/{deployment_id}/playground",
+                  wait_until="domcontentloaded", timeout=120_000)
+        page.get_by_role("button", name="Run", exact=True).click(timeout=120_000)
+        page.get_by_text("stopped_at_eos").first.wait_for(timeout=120_000)
+        page.screenshot(path=str(shot), animations="disabled", timeout=120_000)
 
 
 def test_served_answer_is_the_smoke_answer(server, tmp_path, tiny_model_dir, data_files):  # noqa: F811
@@ -126,9 +116,7 @@ def test_served_answer_is_the_smoke_answer(server, tmp_path, tiny_model_dir, dat
                                            "user_metadata": {"finished_onboarding_survey": True}})
         shot = tmp_path / "serving-playground.png"
         playground_screenshot(base, deployment["id"], answer["answer"], shot)
-        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
-        if os.environ.get("TWINSFT_SCREENSHOT_DIR"):
-            shutil.copy(shot, Path(os.environ["TWINSFT_SCREENSHOT_DIR"]) / shot.name)
+        checked_screenshot(shot)
     finally:
         stopped = run_py("serve", "--stop", "--config", str(config), env=env)
     assert stopped.returncode == 0, stopped.stderr[-3000:]
