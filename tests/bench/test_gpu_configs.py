@@ -8,7 +8,7 @@ from twinsft.cli.config_file import load_run
 from twinsft.config import RunConfig, TwinRunConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "bench" / "configs"
-SFT_CASES = sorted(p.stem.removeprefix("smoke-") for p in CONFIGS.glob("smoke-*.yaml") if "dpo" not in p.stem)
+SFT_CASES = sorted(p.stem.removeprefix("smoke-") for p in CONFIGS.glob("smoke-*.yaml"))
 DPO_CASES = ["unsloth-lora", "unsloth-qlora", "trl-lora", "trl-qlora"]  # gpu_pipeline.sh's DPO_CASES
 
 
@@ -28,7 +28,7 @@ def test_sft_case_validates(case):
 @pytest.mark.parametrize("case", DPO_CASES)
 def test_dpo_case_is_the_sft_case_then_dpo_on_its_merged_model(case):
     backend = case.split("-")[0]
-    config = load_run([str(CONFIGS / f"smoke-{case}.yaml"), str(CONFIGS / f"smoke-dpo-{backend}.yaml")]).config
+    config = load_run([str(CONFIGS / f"smoke-{case}.yaml"), str(CONFIGS / "dpo" / f"{backend}.yaml")]).config
     sft = load_run(str(CONFIGS / f"smoke-{case}.yaml")).config
     assert isinstance(config, TwinRunConfig) and config.dpo.training.backend == backend
     assert config.model.load_in_4bit == case.endswith("qlora")
