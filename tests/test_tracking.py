@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import types
+
 import pytest
 
+from twinsft import tracking
 from twinsft.errors import ConfigError
 from twinsft.tracking import choose_mode, flatten, hf_report_to
 
@@ -37,3 +40,23 @@ def test_transformers_gets_every_integration_but_comet():
 def test_flatten_nested_parameters():
     assert flatten({"lora": {"r": 4, "target_modules": ["q", "v"]}, "seed": 0}) == {
         "lora.r": 4, "lora.target_modules": "['q', 'v']", "seed": 0}
+
+
+@pytest.mark.parametrize("report_to, tracker, expected", [
+    (["comet_ml"], "comet-stack", {"experiment_tracker": "comet-stack"}),
+    (["comet_ml"], None, None),  # the stack has no Comet tracker: the step as it is (Comet from the environment)
+    ([], "comet-stack", None),  # the run does not report to Comet
+])
+def test_a_training_step_logs_to_the_stacks_comet_tracker_only_when_asked(monkeypatch, report_to, tracker,
+                                                                           expected):
+    class Step:
+        options = None
+
+        def with_options(self, **options):
+            configured = Step()
+            configured.options = options
+            return configured
+
+    found = types.SimpleNamespace(name=tracker) if tracker else None
+    monkeypatch.setattr(tracking, "stack_comet_tracker", lambda: found)
+    assert tracking.with_stack_comet(Step(), report_to).options == expected

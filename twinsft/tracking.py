@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -72,6 +72,14 @@ def stack_comet_tracker() -> Any | None:
 
     tracker = Client().active_stack.experiment_tracker
     return tracker if tracker is not None and tracker.flavor == "comet" else None
+
+
+def with_stack_comet(step: Any, report_to: Sequence[str]) -> Any:
+    """`step` (a ZenML step) logging to the active stack's Comet experiment tracker when the run reports to Comet
+    and the stack has one; else `step` unchanged."""
+    if COMET in report_to and (tracker := stack_comet_tracker()) is not None:
+        return step.with_options(experiment_tracker=tracker.name)
+    return step
 
 
 def _stack_flavor() -> str | None:

@@ -27,7 +27,7 @@ from twinsft.pinning.model import pin_model
 from twinsft.pinning.start import resolve_start
 from twinsft.pipelines.llm_sft import sft_pipeline
 from twinsft.steps import dpo as dpo_steps_
-from twinsft.tracking import COMET, stack_comet_tracker
+from twinsft.tracking import with_stack_comet
 
 DEFAULT_DPO_MODEL = Model(name="twinsft-dpo", description="DPO of an SFT model (twinsft)", tags=["llm", "dpo"])
 DEFAULT_TWIN_MODEL = Model(name="twinsft-twin", description="SFT then DPO (twinsft)", tags=["llm", "sft", "dpo"])
@@ -41,9 +41,7 @@ def dpo_steps(start: Any, *, model: ModelSpec, stage: DpoStage, start_info: dict
                                              tokenizer_source=model.source())
     formatted = dpo_steps_.format_preferences(raw, tokenizer_source=model.source())
     train, test = dpo_steps_.split_preferences(formatted, split=stage.split)
-    trainer = dpo_steps_.train_dpo
-    if COMET in stage.training.report_to and (tracker := stack_comet_tracker()) is not None:
-        trainer = trainer.with_options(experiment_tracker=tracker.name)
+    trainer = with_stack_comet(dpo_steps_.train_dpo, stage.training.report_to)
     kind = stage.start.artifact
     adapter, report = trainer(train, test, start, model=model, lora=stage.lora, training=stage.training,
                               start_artifact=kind, start_info=start_info)

@@ -19,7 +19,7 @@ from twinsft.config import (
 )
 from twinsft.pinning.data import resolve_data
 from twinsft.pinning.model import pin_model
-from twinsft.tracking import COMET, stack_comet_tracker
+from twinsft.tracking import with_stack_comet
 
 
 def hub_commits_pinned(data: DataSpec, resolved: DataSpec) -> DataSpec:
@@ -48,9 +48,7 @@ def sft_steps(dataset, *, data: DataSpec | None = None, **sections: Section | No
     cfg = cfg.model_copy(update={"model": pin_model(cfg.model)})
     formatted = steps.format_alpaca(dataset, tokenizer_source=cfg.model.source())
     train, test = steps.split(formatted, split=cfg.split)
-    trainer = steps.train_sft
-    if COMET in cfg.training.report_to and (tracker := stack_comet_tracker()) is not None:
-        trainer = trainer.with_options(experiment_tracker=tracker.name)  # the stack's Comet experiment
+    trainer = with_stack_comet(steps.train_sft, cfg.training.report_to)
     adapter, report = trainer(train, test, model=cfg.model, lora=cfg.lora, training=cfg.training)
     _smoke, evaluation = steps.smoke_generate(adapter, test, model=cfg.model, generation=cfg.generation)
     merged, result = steps.push_merged(
