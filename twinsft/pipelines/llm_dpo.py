@@ -18,6 +18,7 @@ from twinsft.config import (
     ModelSpec,
     PreferenceDataSpec,
     PreferenceEvalSpec,
+    PromotionSpec,
     SplitSpec,
     StartSpec,
     TrainingSpec,
@@ -82,11 +83,12 @@ def twin_pipeline(
     training: TrainingSpec | None = None,
     generation: GenerationSpec | None = None,
     export: ExportSpec | None = None,
+    promotion: PromotionSpec | None = None,
 ):
     """The SFT stage (its steps, as `llm_sft` has them), then the DPO stage on its result, in one run: the sections
     of `twinsft.config.TwinRunConfig`. A rerun with the same SFT sections finds the SFT steps cached."""
     model = pin_model(model or ModelSpec())
     adapter, _report, merged = sft_pipeline(data=data, model=model, lora=lora, split=split, training=training,
-                                            generation=generation, export=export)
+                                            generation=generation, export=export, promotion=promotion)
     start = adapter if dpo.start.artifact == "lora_adapter" else merged
     return dpo_steps(start, model=model, stage=dpo, start_info={"sft_run": "this run (chained)"})
