@@ -19,7 +19,6 @@ the Trainer saved (and twinsft uploaded) checkpoint N: a crash of the pod, for t
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from typing import Any, ClassVar
 from zenml.enums import StackComponentType
 from zenml.step_operators import BaseStepOperator, BaseStepOperatorConfig, BaseStepOperatorFlavor
 
+from tests.crash import kill_after_save
 from twinsft.pipelines.steps_table import STEP_NAMES as STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,25 +143,6 @@ def isolated_config(raw: dict[str, Any], base: Path, operator: str = "twinsft-is
             steps[step] = {}
         steps[step]["step_operator"] = operator
     return cfg
-
-
-def kill_after_save(step: int) -> None:
-    """SIGKILL this process right after the Trainer saved checkpoint `step` (twinsft's own on_save callback,
-    which marks and uploads it, is registered first and so runs first)."""
-    import transformers
-
-    class KillAfterSave(transformers.TrainerCallback):
-        def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-            if state.global_step >= step:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    init = transformers.Trainer.__init__
-
-    def with_killer(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        init(self, *args, **kwargs)
-        self.add_callback(KillAfterSave())
-
-    transformers.Trainer.__init__ = with_killer
 
 
 def main(argv: list[str]) -> int:

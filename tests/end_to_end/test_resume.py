@@ -17,23 +17,11 @@ from twinsft.training import resume
 
 pytestmark = pytest.mark.pipeline
 
-# run.py, with a Trainer callback that SIGKILLs the process right after the checkpoint at step argv[1]:
-# a real crash (no cleanup, no exception handling), at a point the test can rely on.
+# run.py, SIGKILLed right after the checkpoint at step argv[1] (tests/crash.py).
 KILLER = r"""
-import os, signal, sys
-import transformers
-
-
-class KillAfterSave(transformers.TrainerCallback):
-    def on_save(self, args, state, control, **kwargs):
-        if state.global_step >= int(sys.argv[1]):
-            os.kill(os.getpid(), signal.SIGKILL)
-
-init = transformers.Trainer.__init__
-def with_killer(self, *args, **kwargs):
-    init(self, *args, **kwargs)
-    self.add_callback(KillAfterSave())
-transformers.Trainer.__init__ = with_killer
+import sys
+from tests.crash import kill_after_save
+kill_after_save(int(sys.argv[1]))
 import run
 sys.exit(run.main(sys.argv[2:]))
 """

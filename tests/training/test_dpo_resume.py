@@ -17,27 +17,18 @@ from twinsft.training.launch import train_here
 
 pytestmark = pytest.mark.dpo
 
-# The DPO job of argv[1] (folder: train/, test/, job.json), with a callback that SIGKILLs the process right after
-# the checkpoint at step argv[2]: a real crash, no cleanup.
+# The DPO job of argv[1] (folder: train/, test/, job.json), SIGKILLed right after the checkpoint at step argv[2]
+# (tests/crash.py): a real crash, no cleanup.
 KILLER = r"""
-import os, signal, sys
+import sys
 from pathlib import Path
-import transformers
 from datasets import load_from_disk
+from tests.crash import kill_after_save
 from twinsft.config import DpoTrainingSpec, LoraSpec, ModelSpec
 from twinsft.training.job import TrainingJob
 from twinsft.training.launch import train_here
 
-class KillAfterSave(transformers.TrainerCallback):
-    def on_save(self, args, state, control, **kwargs):
-        if state.global_step >= int(sys.argv[2]):
-            os.kill(os.getpid(), signal.SIGKILL)
-
-init = transformers.Trainer.__init__
-def with_killer(self, *args, **kwargs):
-    init(self, *args, **kwargs)
-    self.add_callback(KillAfterSave())
-transformers.Trainer.__init__ = with_killer
+kill_after_save(int(sys.argv[2]))
 folder = Path(sys.argv[1])
 spec = (folder / "job.json").read_text().split("\n")
 job = TrainingJob(load_from_disk(str(folder / "train")), load_from_disk(str(folder / "test")),
