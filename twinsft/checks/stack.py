@@ -25,6 +25,7 @@ from typing import Any
 
 from twinsft.checks.gated_models import is_gated_family
 from twinsft.checks.placement import StepFacts, runs_on_client
+from twinsft.checks.store import check_store_reachable
 from twinsft.config import RunConfig
 from twinsft.errors import ConfigError
 from twinsft.tracking import COMET
@@ -66,6 +67,7 @@ def locate_steps(raw: Mapping[str, Any], label: str, steps: Sequence[StepFacts])
     """The active stack, and the step operator of each GPU step that names one (raises ConfigError)."""
     from zenml.client import Client
 
+    check_store_reachable()
     stack = Client().active_stack
     operators = {}
     for step in (s.name for s in steps if s.gpu):

@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from twinsft.checks.store import check_store_reachable
 from twinsft.cli.config_file import CONFIG_DIR, load_run
 from twinsft.config import PromotionSpec
 from twinsft.errors import UserError
@@ -54,6 +55,7 @@ def promote_command(argv: list[str], config_dir: Path = CONFIG_DIR) -> int:
     args = parse_args(argv)
     try:
         model, spec = model_and_spec(args, config_dir)
+        check_store_reachable()
         from twinsft.promotion.registry import EVALUATION, EXPORT, find_version, load_output, promote_version
         version = find_version(model, args.version)
         decision = promote_version(model, version, load_output(version, EVALUATION), load_output(version, EXPORT),

@@ -11,6 +11,7 @@ import argparse
 import sys
 from typing import Any
 
+from twinsft.checks.store import check_store_reachable
 from twinsft.errors import UserError
 from twinsft.pipelines.steps_table import PIPELINE
 
@@ -57,6 +58,7 @@ def unfinished_or_failed(run: Any) -> str | None:
 def find_run(name_or_id: str) -> Any:
     from zenml.client import Client
 
+    check_store_reachable()
     try:
         run = Client().get_pipeline_run(name_or_id)
     except (KeyError, ValueError):  # ZenML: no such run; or a prefix that matches several

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from twinsft.checks.store import check_store_reachable
 from twinsft.cli.config_file import CONFIG_DIR, read_yaml_file, resolve_config_path
 from twinsft.config import GenerationSpec
 from twinsft.errors import UserError
@@ -88,6 +89,7 @@ def serve_command(argv: list[str], config_dir: Path = CONFIG_DIR) -> int:
         if args.max_new_tokens_cap < 1:
             raise UserError(f"--max-new-tokens-cap must be at least 1, got {args.max_new_tokens_cap}")
         model, example = served_model_name(args, config_dir)
+        check_store_reachable()
         if args.stop:
             return stop(deployment_name(model))
         example["max_new_tokens"] = min(example["max_new_tokens"], args.max_new_tokens_cap)

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from twinsft.checks.store import check_store_reachable
 from twinsft.cli.config_file import deep_merge, parse_parameters
 from twinsft.errors import ConfigError, UserError
 
@@ -80,6 +81,7 @@ def connected_server() -> Any:
     """The client's ZenML store, when it is a server (raises UserError otherwise)."""
     from zenml.client import Client
 
+    check_store_reachable()
     store = Client().zen_store
     if store.type.value != "rest":
         raise UserError("no ZenML server: this client uses a local store; `zenml login <server URL>` "
