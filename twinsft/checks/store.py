@@ -16,18 +16,17 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def check_store_reachable() -> None:
-    """Connect ZenML's client to its store (raises UserError when it is a server that does not answer)."""
+    """Connect ZenML's client to its server, when it has one (raises UserError when the server does not answer)."""
     from zenml.client import Client
     from zenml.config.global_config import GlobalConfiguration
 
     store = GlobalConfiguration().store_configuration
-    if store.type.value == "rest":
-        check_local_server_listens(store.url)
+    if store.type.value != "rest":  # a SQL store: nothing that can stop answering after a login
+        return
+    check_local_server_listens(store.url)
     try:
-        Client().zen_store  # noqa: B018 - the first use connects (a server: GET /api/v1/info)
+        Client().zen_store  # noqa: B018 - the first use connects (GET /api/v1/info)
     except RuntimeError as exc:  # RestZenStore: "Error connecting to URL ..."
-        if store.type.value != "rest":
-            raise
         refused = "refused" in str(exc).lower()
         raise UserError(unreachable_server_line(store.url, "connection refused" if refused else "no answer")) from None
 
