@@ -4,6 +4,7 @@ a training spec, run.py in a probe interpreter, step statuses, and loaders that 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -17,7 +18,7 @@ from twinsft.pipelines.steps_table import STEP_NAMES as STEPS  # the pipeline's 
 
 ROOT = Path(__file__).resolve().parents[1]
 __all__ = [
-    "CLI_PROBE", "DEMO_MODEL", "GENERAL_ROWS", "ROOT", "STEPS", "TWIN_ROWS", "build_tokenizer", "load_mix",
+    "CLI_PROBE", "DEMO_MODEL", "GENERAL_ROWS", "ROOT", "STEPS", "TWIN_ROWS", "build_tokenizer", "free_port", "load_mix",
     "load_source", "run_cli", "save_as_merged", "save_tiny_llama", "statuses", "tiny_parameters", "training_spec",
     "write_config", "write_jsonl",
 ]
@@ -27,6 +28,13 @@ TWIN_ROWS = [
     for i in range(24)
 ]
 GENERAL_ROWS = [{"instruction": f"What is {i} plus {i}?", "output": f"{i} plus {i} is {2 * i}."} for i in range(16)]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

@@ -12,15 +12,9 @@ import types
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, free_port
 from twinsft.checks import store as store_checks
 from twinsft.errors import UserError
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.browser import require_chromium, screenshot_run_graph
-from tests.helpers import ROOT, STEPS, tiny_parameters
+from tests.helpers import ROOT, STEPS, free_port, tiny_parameters
 
 OUTPUTS = {
     "load_datasets": {"raw_dataset", "dataset_card"}, "format_alpaca": {"sft_dataset"},
@@ -29,12 +29,6 @@ OUTPUTS = {
 }
 
 pytestmark = pytest.mark.dashboard
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def api(base: str, path: str, method: str = "GET", body: dict | None = None) -> dict:

@@ -29,6 +29,8 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tests.helpers import free_port
+
 STACK = "twinsft-ssh"
 REGISTRY = "127.0.0.1:5000"
 BUCKET = "twinsft"
@@ -37,12 +39,6 @@ S3_KEY = "twinsft-test"  # moto accepts any key; these reach nothing but the ser
 WORKLOAD_MANAGER = "twinsft.server.workload_manager.ProcessWorkloadManager"
 IN_MEMORY_WORKLOAD_MANAGER = "zenml.zen_server.pipeline_execution.in_memory_workload_manager.InMemoryWorkloadManager"
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(check, what: str, timeout: float = 60) -> None:
